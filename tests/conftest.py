@@ -1,0 +1,26 @@
+"""Test set-up shared by every tier.
+
+ComfyUI is required, never faked: when it cannot be found the whole run stops with an error.
+``tests/support`` holds shared test helpers (tiny models, synthetic official weights, the diffusers reference).
+"""
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+sys.path.append(str(ROOT))  # after ComfyUI: ComfyUI's nodes.py must shadow this pack's nodes/ folder
+
+from tools.comfyui_path import find_comfyui, import_comfyui, import_pack  # noqa: E402
+
+if find_comfyui() is None:
+    pytest.exit("ComfyUI not found (COMFYUI_PATH, parent custom_nodes/, ~/comfy/ComfyUI): every test tier needs it.",
+                returncode=3)
+import_comfyui(cpu=True)
+
+
+@pytest.fixture(scope="session")
+def pack():
+    """This repository imported as a ComfyUI custom-node package (``comfyui_instanceassemble``)."""
+    return import_pack()
