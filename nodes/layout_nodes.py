@@ -1,2 +1,47 @@
-NODE_CLASS_MAPPINGS = {}
-NODE_DISPLAY_NAME_MAPPINGS = {}
+"""InstanceAssembleLayoutFromJSON: layout text in any supported format → LAYOUT."""
+from ..instanceassemble_core.layout import LayoutError, parse_layout
+
+FORMATS_HELP = ("Official demo JSON ({prompt, width, height, annos:[{bbox xyxy, category_name, caption}]}), a "
+                "DenseLayout record, COCO instances JSON (bbox xywh) or the editor's canonical JSON.")
+
+
+def layout_or_error(node: str, field: str, source, **kwargs):
+    """parse_layout with errors that name the node and the field."""
+    try:
+        return parse_layout(source, **kwargs)
+    except LayoutError as error:
+        where = f"{field} ({error.field})" if error.field else field
+        raise LayoutError(f"{node}: {where}: {error}", field=error.field, fix=None) from None
+
+
+class InstanceAssembleLayoutFromJSON:
+    DESCRIPTION = "Reads a box layout from JSON text. " + FORMATS_HELP
+    CATEGORY = "InstanceAssemble/layout"
+    RETURN_TYPES = ("LAYOUT", "STRING", "INT", "INT")
+    RETURN_NAMES = ("layout", "prompt", "width", "height")
+    OUTPUT_TOOLTIPS = ("The parsed, validated layout.", "The layout's global prompt (may be empty).",
+                       "Image width of the layout in pixels.", "Image height of the layout in pixels.")
+    FUNCTION = "parse"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {"json": ("STRING", {"multiline": True, "default": "", "tooltip": FORMATS_HELP})},
+            "optional": {
+                "width": ("INT", {"default": 0, "min": 0, "max": 16384, "step": 16,
+                                  "tooltip": "Override the image width (0 keeps the layout's own); boxes rescale."}),
+                "height": ("INT", {"default": 0, "min": 0, "max": 16384, "step": 16,
+                                   "tooltip": "Override the image height (0 keeps the layout's own); boxes rescale."}),
+                "image": ("STRING", {"default": "", "tooltip": "COCO / DenseLayout lists: image id or file name."}),
+            },
+        }
+
+    def parse(self, json: str, width: int = 0, height: int = 0, image: str = ""):
+        selector = int(image) if image.strip().isdigit() else (image.strip() or None)
+        layout = layout_or_error("InstanceAssembleLayoutFromJSON", "json", json, width=width or None,
+                                 height=height or None, image=selector)
+        return (layout, layout.prompt, layout.width, layout.height)
+
+
+NODE_CLASS_MAPPINGS = {"InstanceAssembleLayoutFromJSON": InstanceAssembleLayoutFromJSON}
+NODE_DISPLAY_NAME_MAPPINGS = {"InstanceAssembleLayoutFromJSON": "InstanceAssemble Layout from JSON"}

@@ -1,0 +1,82 @@
+"""What every host shares: the block-replacement object and the LoRA-augmented view of a host layer."""
+from typing import Callable, Optional
+
+import torch
+from torch import Tensor
+
+from ...instanceassemble_core.assemble import InstanceRope
+from ...instanceassemble_core.branch import InstanceBranch
+from ...instanceassemble_core.lora import with_deltas
+
+
+class FamilyError(ValueError):
+    """The model, the weights or the encoded layout belong to different (or unsupported) model families."""
+
+
+class BlockPatch:
+    """A ``patches_replace["dit"]`` entry: run the stock block, then, when this model call is grounded (its
+    transformer options hold our call state), the instance branch on the block's output."""
+
+    def __init__(self, state_key: str, run_branch: Callable[[dict, dict, object], dict]):
+        self.state_key = state_key
+        self.run_branch = run_branch
+
+    def __call__(self, args: dict, extra: dict) -> dict:
+        out = extra["original_block"](args)
+        state = (args.get("transformer_options") or {}).get(self.state_key)
+        return out if state is None else self.run_branch(args, out, state)
+
+    def __deepcopy__(self, memo):
+        return self  # ModelPatcher.clone deep-copies model_options; the patch holds module references
+
+
+def lora_linear(branch: InstanceBranch, block_path: str, module: Callable[[Tensor], Tensor],
+                *targets: tuple[int, str]) -> Callable[[Tensor], Tensor]:
+    """A host layer plus the layout-LoRA deltas of the diffusers modules fused into it.
+
+    targets: (first output row, diffusers module path relative to the block), e.g. (D, "attn.to_k").
+    """
+    deltas = [(offset, branch.delta(f"{block_path}.{name}")) for offset, name in targets]
+    return with_deltas(module, [(offset, delta) for offset, delta in deltas if delta is not None])
+
+
+def feed_forward(fc1: Callable, activation: Callable, fc2: Callable) -> Callable[[Tensor], Tensor]:
+    return lambda x: fc2(activation(fc1(x)))
+
+
+class Host:
+    """One model family. Subclasses define ``family``, ``matches`` and ``block_patches``."""
+    family: str = ""
+    patch_size: int = 2
+
+    def __init__(self, diffusion_model):
+        self.model = diffusion_model
+
+    @staticmethod
+    def matches(diffusion_model) -> bool:
+        raise NotImplementedError
+
+    @property
+    def hidden_dim(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def num_double_blocks(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def num_single_blocks(self) -> int:
+        return 0
+
+    def block_patches(self, branch: InstanceBranch, state_key: str) -> dict[tuple[str, int], BlockPatch]:
+        raise NotImplementedError
+
+    def instance_rope(self, state, pe: Optional[Tensor]) -> Optional[InstanceRope]:
+        return None
+
+
+def cast_linear(linear: torch.nn.Linear) -> Callable[[Tensor], Tensor]:
+    """The branch's own Linear, following the activations' device and dtype if it was not moved with them."""
+    def forward(x: Tensor) -> Tensor:
+        return torch.nn.functional.linear(x, linear.weight.to(x), linear.bias.to(x))
+    return forward

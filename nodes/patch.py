@@ -1,0 +1,138 @@
+"""Patching a ComfyUI MODEL with the instance branch.
+
+One APPLY_MODEL wrapper decides per model call whether the step is grounded. If it is, it builds the call's
+state (instance indices, layout stream from the layout encoder) and hands it to the block replacements through
+the call's transformer options; otherwise the call runs the stock path untouched. Nothing is stored on modules
+or in globals, so two graphs with different layouts on the same model cannot see each other's state.
+"""
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+import comfy.model_patcher
+import comfy.patcher_extension
+
+from ..instanceassemble_core.assemble import InstanceBatch, InstanceRope, build_instance_batch
+from ..instanceassemble_core.branch import InstanceBranch
+from ..instanceassemble_core.geometry import box_token_indices, layout_token_positions
+from ..instanceassemble_core.schedule import is_grounded
+from .encode import EncodedLayout
+from .hosts import Host
+
+WRAPPER_KEY = "instanceassemble"
+
+
+@dataclass
+class CallState:
+    """Everything the layout blocks of one model call share. The layout stream [K, D] is carried from block to
+    block and rebuilt from the layout encoder at every call."""
+    batch: InstanceBatch
+    layout_stream: Optional[Tensor]
+    layout_positions: Tensor        # [K, 2] (row, col) of each layout token, for Flux RoPE
+    layout_scale: float
+    txt_len: int
+    rope: Optional[InstanceRope] = None
+
+
+class LatentSizeError(ValueError):
+    pass
+
+
+def token_grid(latent: Tensor, patch_size: int) -> tuple[int, int]:
+    """(rows, cols) of the transformer token grid for a latent [B, C, h, w] (8 pixels per latent cell).
+
+    The reference's grid is H//16 × W//16; ComfyUI pads odd latent sides, which would shift every box by a
+    fraction of a token, so such sizes are refused.
+    """
+    height, width = latent.shape[-2:]
+    if height % patch_size or width % patch_size:
+        step = 8 * patch_size
+        raise LatentSizeError(
+            f"InstanceAssembleApply: the image is {8 * width}×{8 * height} px, but InstanceAssemble places boxes on "
+            f"{step}-px tokens, so width and height must be multiples of {step}. Set the latent size (e.g. "
+            f"EmptyLatentImage / EmptySD3LatentImage width and height) to multiples of {step}, e.g. "
+            f"{step * round(8 * width / step)}×{step * round(8 * height / step)}.")
+    return height // patch_size, width // patch_size
+
+
+def layout_rows(num_rows: int, cond_or_uncond: Optional[list[int]]) -> list[int]:
+    """Batch rows that get the layout: the positive (cond) rows of ComfyUI's CFG batch, in whatever order and
+    chunking ComfyUI chose; every row when the call carries no CFG information."""
+    if not cond_or_uncond:
+        return list(range(num_rows))
+    per_chunk = num_rows // len(cond_or_uncond)
+    return [chunk * per_chunk + i for chunk, kind in enumerate(cond_or_uncond) if kind == 0 for i in range(per_chunk)]
+
+
+class InstanceAssemblePatch:
+    """The APPLY_MODEL wrapper of one InstanceAssembleApply node."""
+
+    def __init__(self, host: Host, branch: InstanceBranch, layout: EncodedLayout, layout_scale: float,
+                 grounding_ratio: float):
+        self.host = host
+        self.branch = branch
+        self.layout = layout
+        self.layout_scale = layout_scale
+        self.grounding_ratio = grounding_ratio
+        self.state_key = f"instanceassemble_state_{uuid.uuid4().hex[:12]}"
+        self._batches: dict[tuple, InstanceBatch] = {}
+        self._warned_aspect = False
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def patch(self, model: comfy.model_patcher.ModelPatcher) -> comfy.model_patcher.ModelPatcher:
+        """A clone of ``model`` carrying the wrapper, the block replacements and the branch weights."""
+        patched = model.clone()
+        patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, WRAPPER_KEY, self)
+        for (block_kind, index), block_patch in self.host.block_patches(self.branch, self.state_key).items():
+            patched.set_model_patch_replace(block_patch, "dit", block_kind, index)
+        branch_patcher = comfy.model_patcher.ModelPatcher(self.branch, load_device=model.load_device,
+                                                          offload_device=model.offload_device)
+        patched.set_additional_models(WRAPPER_KEY, [branch_patcher])
+        return patched
+
+    def __call__(self, executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={},
+                 **kwargs):
+        sigma = float(t.reshape(-1)[0])
+        if is_grounded(transformer_options.get("sample_sigmas"), sigma, self.grounding_ratio):
+            state = self.call_state(x, c_crossattn, transformer_options)
+            transformer_options = {**transformer_options, self.state_key: state}
+        return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
+
+    def call_state(self, latent: Tensor, context: Optional[Tensor], transformer_options: dict) -> CallState:
+        grid_h, grid_w = token_grid(latent, self.host.patch_size)
+        self._check_aspect(grid_h, grid_w)
+        rows = layout_rows(latent.shape[0], transformer_options.get("cond_or_uncond"))
+        batch = self._instance_batch(grid_h, grid_w, rows, latent.device)
+        dtype = self.branch.dtype
+        num_repeats = len(rows)
+        encoder = self.branch.layout_encoder
+        with torch.no_grad():
+            tokens = encoder(self.layout.samples.to(latent.device, dtype), self.layout.pooled.to(latent.device, dtype))
+        positions = layout_token_positions(self.layout.samples, grid_h, grid_w).to(latent.device)
+        return CallState(batch=batch, layout_stream=tokens.repeat(num_repeats, 1),
+                         layout_positions=positions.repeat(num_repeats, 1), layout_scale=self.layout_scale,
+                         txt_len=0 if context is None else context.shape[1])
+
+    def _instance_batch(self, grid_h: int, grid_w: int, rows: list[int], device) -> InstanceBatch:
+        key = (grid_h, grid_w, tuple(rows), str(device))
+        if key not in self._batches:
+            per_instance = box_token_indices(self.layout.samples, grid_h, grid_w)
+            token_indices = [tokens for _ in rows for tokens in per_instance]
+            instance_rows = [row for row in rows for _ in per_instance]
+            self._batches[key] = build_instance_batch(token_indices, instance_rows).to(device)
+        return self._batches[key]
+
+    def _check_aspect(self, grid_h: int, grid_w: int) -> None:
+        layout = self.layout.layout
+        if not self._warned_aspect and abs(grid_w / grid_h - layout.width / layout.height) > 0.02 * grid_w / grid_h:
+            self._warned_aspect = True
+            logging.warning(
+                "InstanceAssembleApply: the layout was drawn for %d×%d px but the image is %d×%d px; boxes are "
+                "placed at the same relative positions, so they stretch. Match the latent size to the layout.",
+                layout.width, layout.height, 16 * grid_w, 16 * grid_h)

@@ -1,0 +1,319 @@
+// The editor's document: image size, global prompt and boxes, with undo/redo. Pure (no DOM), so
+// it runs under `node --test`. The saved form is the pack's canonical layout JSON; parsing other
+// formats (official demo JSON, DenseLayout, COCO) is the server's job (POST /instanceassemble/parse_layout).
+
+import { clampBox, moveBox, rescaleBox, roundBox } from './layout_geometry.js'
+
+export const LAYOUT_FORMAT = 'instanceassemble.layout'
+export const LAYOUT_VERSION = 1
+export const MAX_BOXES = 200
+const HISTORY_LIMIT = 200
+
+let nextId = 1
+
+/** A box of the document. `id` identifies it in the UI only and is never saved. */
+function makeBox(bbox, category = '', caption = '') {
+  return { id: nextId++, bbox: roundBox(bbox), category: String(category), caption: String(caption) }
+}
+
+/** The canonical JSON text of an empty layout. */
+export function emptyLayoutJSON(width = 1024, height = 1024) {
+  return JSON.stringify({ format: LAYOUT_FORMAT, version: LAYOUT_VERSION, width, height, prompt: '', boxes: [] })
+}
+
+/**
+ * Reads canonical layout JSON (text or an already parsed object). Throws an Error naming the field
+ * on anything else; other formats go through the server's parser.
+ */
+export function readCanonical(source) {
+  const data = typeof source === 'string' ? JSON.parse(source) : source
+  if (!data || typeof data !== 'object' || data.format !== LAYOUT_FORMAT) {
+    throw new Error(`format: expected "${LAYOUT_FORMAT}"`)
+  }
+  const width = Number(data.width)
+  const height = Number(data.height)
+  if (!(width > 0 && height > 0)) throw new Error('width/height: expected positive numbers')
+  if (!Array.isArray(data.boxes)) throw new Error('boxes: expected a list')
+  const boxes = data.boxes.map((b, i) => {
+    if (!Array.isArray(b?.bbox) || b.bbox.length !== 4 || !b.bbox.every(Number.isFinite)) {
+      throw new Error(`boxes[${i}].bbox: expected [x1, y1, x2, y2]`)
+    }
+    return { bbox: b.bbox.map(Number), category: b.category ?? '', caption: b.caption ?? '' }
+  })
+  return { width, height, prompt: String(data.prompt ?? ''), boxes }
+}
+
+export class LayoutModel {
+  constructor({ width = 1024, height = 1024, prompt = '', boxes = [] } = {}) {
+    this.width = width
+    this.height = height
+    this.prompt = prompt
+    this.boxes = boxes.map((b) => makeBox(b.bbox, b.category, b.caption))
+    /** Index of the selected box, or -1. */
+    this.selected = -1
+    this.undoStack = []
+    this.redoStack = []
+    this.pending = null
+    this.inChange = false
+    this.listeners = new Set()
+  }
+
+  static fromJSON(text) {
+    return new LayoutModel(readCanonical(text))
+  }
+
+  // ----- saved form -----
+
+  toObject() {
+    return {
+      format: LAYOUT_FORMAT,
+      version: LAYOUT_VERSION,
+      width: this.width,
+      height: this.height,
+      prompt: this.prompt,
+      boxes: this.boxes.map((b) => ({ bbox: [...b.bbox], category: b.category, caption: b.caption })),
+    }
+  }
+
+  toJSON() {
+    return JSON.stringify(this.toObject())
+  }
+
+  /** Replaces the whole document (an import), as one undoable step unless `record` is false. */
+  load(source, { record = true } = {}) {
+    const data = readCanonical(source)
+    const apply = () => {
+      this.width = data.width
+      this.height = data.height
+      this.prompt = data.prompt
+      this.boxes = data.boxes.map((b) => makeBox(b.bbox, b.category, b.caption))
+      this.selected = -1
+    }
+    if (record) {
+      this.change(apply)
+    } else {
+      apply()
+      this.emit()
+    }
+  }
+
+  /** Replaces the whole document and forgets the history (a workflow load). */
+  reset(source) {
+    this.pending = null
+    this.undoStack = []
+    this.redoStack = []
+    this.load(source, { record: false })
+  }
+
+  // ----- change notification -----
+
+  onChange(fn) {
+    this.listeners.add(fn)
+    return () => this.listeners.delete(fn)
+  }
+
+  emit() {
+    for (const fn of this.listeners) fn(this)
+  }
+
+  // ----- history -----
+
+  snapshot() {
+    return {
+      width: this.width,
+      height: this.height,
+      prompt: this.prompt,
+      boxes: this.boxes.map((b) => ({ ...b, bbox: [...b.bbox] })),
+      selected: this.selected,
+    }
+  }
+
+  restore(s) {
+    this.width = s.width
+    this.height = s.height
+    this.prompt = s.prompt
+    this.boxes = s.boxes.map((b) => ({ ...b, bbox: [...b.bbox] }))
+    this.selected = Math.min(s.selected, this.boxes.length - 1)
+  }
+
+  static sameDocument(a, b) {
+    return a.width === b.width && a.height === b.height && a.prompt === b.prompt &&
+      a.boxes.length === b.boxes.length &&
+      a.boxes.every((x, i) => {
+        const y = b.boxes[i]
+        return x.id === y.id && x.category === y.category && x.caption === y.caption &&
+          x.bbox.every((v, k) => v === y.bbox[k])
+      })
+  }
+
+  pushUndo(s) {
+    this.undoStack.push(s)
+    if (this.undoStack.length > HISTORY_LIMIT) this.undoStack.shift()
+    this.redoStack = []
+  }
+
+  /** Runs `fn` as one undoable step (or as part of the enclosing step or `beginEdit` edit). */
+  change(fn) {
+    if (this.inChange) return fn()
+    const before = this.pending ? null : this.snapshot()
+    this.inChange = true
+    let result
+    try {
+      result = fn()
+    } finally {
+      this.inChange = false
+    }
+    if (before && !LayoutModel.sameDocument(before, this)) this.pushUndo(before)
+    this.emit()
+    return result
+  }
+
+  /**
+   * Starts an edit made of many small changes (a drag, typing in a field) that undo as one step.
+   * Changes inside it go through `change` as usual; `endEdit` records the step if anything changed.
+   */
+  beginEdit() {
+    if (!this.pending) this.pending = this.snapshot()
+  }
+
+  endEdit() {
+    const before = this.pending
+    this.pending = null
+    if (before && !LayoutModel.sameDocument(before, this)) this.pushUndo(before)
+  }
+
+  get canUndo() {
+    return this.undoStack.length > 0
+  }
+
+  get canRedo() {
+    return this.redoStack.length > 0
+  }
+
+  undo() {
+    this.endEdit()
+    const s = this.undoStack.pop()
+    if (!s) return false
+    this.redoStack.push(this.snapshot())
+    this.restore(s)
+    this.emit()
+    return true
+  }
+
+  redo() {
+    this.endEdit()
+    const s = this.redoStack.pop()
+    if (!s) return false
+    this.undoStack.push(this.snapshot())
+    this.restore(s)
+    this.emit()
+    return true
+  }
+
+  // ----- selection (not a document change, not undoable) -----
+
+  select(index) {
+    const i = index >= 0 && index < this.boxes.length ? index : -1
+    if (i === this.selected) return
+    this.selected = i
+    this.emit()
+  }
+
+  get selectedBox() {
+    return this.boxes[this.selected] ?? null
+  }
+
+  // ----- edits -----
+
+  /** A box clipped to the image, in whole pixels. */
+  fit(bbox) {
+    return roundBox(clampBox(bbox, this.width, this.height))
+  }
+
+  /** Adds a box (clamped to the image) on top and selects it. Returns its index, or -1 when full. */
+  addBox(bbox, category = '', caption = '') {
+    if (this.boxes.length >= MAX_BOXES) return -1
+    return this.change(() => {
+      this.boxes.push(makeBox(this.fit(bbox), category, caption))
+      this.selected = this.boxes.length - 1
+      return this.selected
+    })
+  }
+
+  setBBox(index, bbox) {
+    const box = this.boxes[index]
+    if (!box) return
+    this.change(() => {
+      box.bbox = this.fit(bbox)
+    })
+  }
+
+  setText(index, field, value) {
+    const box = this.boxes[index]
+    if (!box || (field !== 'category' && field !== 'caption')) return
+    this.change(() => {
+      box[field] = String(value)
+    })
+  }
+
+  setPrompt(value) {
+    this.change(() => {
+      this.prompt = String(value)
+    })
+  }
+
+  removeBox(index = this.selected) {
+    if (!this.boxes[index]) return
+    this.change(() => {
+      this.boxes.splice(index, 1)
+      this.selected = Math.min(index, this.boxes.length - 1)
+    })
+  }
+
+  /** Copies a box, offset by `offset` pixels (kept inside the image), on top; selects the copy. */
+  duplicateBox(index = this.selected, offset = 16) {
+    const box = this.boxes[index]
+    if (!box || this.boxes.length >= MAX_BOXES) return -1
+    return this.change(() => {
+      const bbox = moveBox(box.bbox, offset, offset, this.width, this.height)
+      this.boxes.push(makeBox(bbox, box.category, box.caption))
+      this.selected = this.boxes.length - 1
+      return this.selected
+    })
+  }
+
+  /**
+   * Moves a box in the drawing order (the list order). `to` is 'up' (one step towards the top),
+   * 'down', 'top' or 'bottom'.
+   */
+  reorder(index, to) {
+    const n = this.boxes.length
+    if (!this.boxes[index]) return
+    const target = { up: index + 1, down: index - 1, top: n - 1, bottom: 0 }[to]
+    if (target === undefined || target < 0 || target >= n || target === index) return
+    this.change(() => {
+      const [box] = this.boxes.splice(index, 1)
+      this.boxes.splice(target, 0, box)
+      this.selected = target
+    })
+  }
+
+  /** Sets the image size; boxes scale proportionally. */
+  resize(width, height) {
+    if (!(width > 0 && height > 0) || (width === this.width && height === this.height)) return
+    this.change(() => {
+      for (const b of this.boxes) {
+        b.bbox = roundBox(clampBox(rescaleBox(b.bbox, this.width, this.height, width, height), width, height))
+      }
+      this.width = width
+      this.height = height
+    })
+  }
+
+  clear() {
+    this.change(() => {
+      this.boxes = []
+      this.selected = -1
+    })
+  }
+}
