@@ -12,8 +12,8 @@ every key must be consumed and every shape must agree with the width D read from
 import os
 import pickle
 import re
-import zipfile
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -217,7 +217,7 @@ def _read_layout_pth(path: Path) -> dict[str, Tensor]:
                 "the official InstanceAssemble release (FireRedTeam/InstanceAssemble), or a combined .safetensors "
                 "file made from it with `python -m instanceassemble_core.convert`.") from error
         raise _corrupt_layout_error(path) from error
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as error:
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
         raise _corrupt_layout_error(path) from error
     if not isinstance(loaded, dict):
         raise WeightsError(
@@ -244,7 +244,7 @@ class _Problems:
     def __init__(self):
         self._items: dict[str, list[str]] = {}
 
-    def add(self, what: str, entries) -> None:
+    def add(self, what: str, entries: Iterable[str]) -> None:
         entries = list(entries)
         if entries:
             self._items[what] = sorted(self._items.get(what, []) + entries, key=_natural_key)
@@ -292,7 +292,7 @@ def _assemble(lora_sd: dict, layout_sd: dict, source: str) -> InstanceAssembleWe
                                   for key, shape in expected_shapes.items()
                                   if key in layout_sd and tuple(layout_sd[key].shape) != shape])
 
-    num_joint_blocks = max(_block_indices(dict.fromkeys(blocks), "transformer_blocks"), default=-1) + 1
+    num_joint_blocks = max(_block_indices(blocks, "transformer_blocks"), default=-1) + 1
     modules = _parse_lora(lora_sd, family, hidden_dim, pooled_dim, num_joint_blocks, problems)
     problems.raise_if_any(source)
 
@@ -300,7 +300,7 @@ def _assemble(lora_sd: dict, layout_sd: dict, source: str) -> InstanceAssembleWe
     lora, ignored = {}, []
     for path, parts in modules.items():
         if _is_active(path, blocks):
-            lora[path] = LoraDelta(down=parts["lora_B.weight"], up=parts["lora_A.weight"], scale=scales[path],
+            lora[path] = LoraDelta(down=parts["lora_A.weight"], up=parts["lora_B.weight"], scale=scales[path],
                                    up_bias=parts.get("lora_B.bias"))
         else:
             ignored.append(path)
@@ -323,11 +323,11 @@ def _layout_net_shapes(hidden_dim: int, pooled_dim: int) -> dict[str, tuple[int,
 
 
 def _expected_layout_blocks(family: str, found: set[str]) -> set[str]:
-    """Flux: transformer_blocks 0, 3, ... up to the last one found, and single block 0. SD3: blocks 0..last."""
-    last = max(_block_indices(dict.fromkeys(found), "transformer_blocks"), default=0)
-    if family == "flux":
-        return {f"transformer_blocks.{i}" for i in range(0, last + 1, 3)} | {"single_transformer_blocks.0"}
-    return {f"transformer_blocks.{i}" for i in range(last + 1)}
+    """Flux: transformer_blocks 0, 3, ... up to the last such one found, and single block 0. SD3: blocks 0..last."""
+    step = 3 if family == "flux" else 1
+    last = max((i for i in _block_indices(found, "transformer_blocks") if i % step == 0), default=0)
+    blocks = {f"transformer_blocks.{i}" for i in range(0, last + 1, step)}
+    return blocks | {"single_transformer_blocks.0"} if family == "flux" else blocks
 
 
 def _parse_lora(lora_sd: dict, family: str, hidden_dim: int, pooled_dim: int, num_joint_blocks: int,
@@ -441,7 +441,7 @@ def _is_active(path: str, layout_blocks: set[str]) -> bool:
     return match["sub"] in active
 
 
-def _block_indices(blocks, kind: str) -> tuple[int, ...]:
+def _block_indices(blocks: Iterable[str], kind: str) -> tuple[int, ...]:
     return tuple(sorted(int(block.rsplit(".", 1)[1]) for block in blocks if block.rsplit(".", 1)[0] == kind))
 
 

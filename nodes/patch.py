@@ -1,9 +1,11 @@
 """Patching a ComfyUI MODEL with the instance branch.
 
-One APPLY_MODEL wrapper decides per model call whether the step is grounded. If it is, it builds the call's
-state (instance indices, layout stream from the layout encoder) and hands it to the block replacements through
-the call's transformer options; otherwise the call runs the stock path untouched. Nothing is stored on modules
-or in globals, so two graphs with different layouts on the same model cannot see each other's state.
+Three wrappers, all state travelling in the sampler call's own options (never on modules or in globals, so two
+graphs with different layouts on the same model cannot see each other's state):
+- SAMPLER_SAMPLE starts a StepTracker for the sampler call and listens to its progress callback;
+- PREDICT_NOISE asks the tracker, once per model evaluation, whether the evaluation is grounded;
+- APPLY_MODEL builds the call state (instance indices, layout stream from the layout encoder) for a grounded
+  evaluation and hands it to the block replacements; an ungrounded one runs the stock path untouched.
 """
 import logging
 import uuid
@@ -19,7 +21,7 @@ import comfy.patcher_extension
 from ..instanceassemble_core.assemble import InstanceBatch, InstanceRope, build_instance_batch
 from ..instanceassemble_core.branch import InstanceBranch
 from ..instanceassemble_core.geometry import box_token_indices, layout_token_positions
-from ..instanceassemble_core.schedule import is_grounded
+from ..instanceassemble_core.schedule import StepTracker, is_grounded_sigma
 from .encode import EncodedLayout
 from .hosts import Host
 
@@ -69,7 +71,7 @@ def layout_rows(num_rows: int, cond_or_uncond: Optional[list[int]]) -> list[int]
 
 
 class InstanceAssemblePatch:
-    """The APPLY_MODEL wrapper of one InstanceAssembleApply node."""
+    """The wrappers of one InstanceAssembleApply node."""
 
     def __init__(self, host: Host, branch: InstanceBranch, layout: EncodedLayout, layout_scale: float,
                  grounding_ratio: float):
@@ -79,6 +81,8 @@ class InstanceAssemblePatch:
         self.layout_scale = layout_scale
         self.grounding_ratio = grounding_ratio
         self.state_key = f"instanceassemble_state_{uuid.uuid4().hex[:12]}"
+        self.tracker_key = f"instanceassemble_steps_{self.state_key[-12:]}"
+        self.grounded_key = f"instanceassemble_grounded_{self.state_key[-12:]}"
         self._batches: dict[tuple, InstanceBatch] = {}
         self._warned_aspect = False
 
@@ -88,7 +92,10 @@ class InstanceAssemblePatch:
     def patch(self, model: comfy.model_patcher.ModelPatcher) -> comfy.model_patcher.ModelPatcher:
         """A clone of ``model`` carrying the wrapper, the block replacements and the branch weights."""
         patched = model.clone()
-        patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, WRAPPER_KEY, self)
+        wrappers = comfy.patcher_extension.WrappersMP
+        patched.add_wrapper_with_key(wrappers.SAMPLER_SAMPLE, WRAPPER_KEY, self.track_steps)
+        patched.add_wrapper_with_key(wrappers.PREDICT_NOISE, WRAPPER_KEY, self.mark_evaluation)
+        patched.add_wrapper_with_key(wrappers.APPLY_MODEL, WRAPPER_KEY, self.apply_model)
         for (block_kind, index), block_patch in self.host.block_patches(self.branch, self.state_key).items():
             patched.set_model_patch_replace(block_patch, "dit", block_kind, index)
         branch_patcher = comfy.model_patcher.ModelPatcher(self.branch, load_device=model.load_device,
@@ -96,10 +103,34 @@ class InstanceAssemblePatch:
         patched.set_additional_models(WRAPPER_KEY, [branch_patcher])
         return patched
 
-    def __call__(self, executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={},
-                 **kwargs):
-        sigma = float(t.reshape(-1)[0])
-        if is_grounded(transformer_options.get("sample_sigmas"), sigma, self.grounding_ratio):
+    def track_steps(self, executor, guider, sigmas, extra_args, callback, *args, **kwargs):
+        sampler_function = getattr(executor.class_obj, "sampler_function", None)
+        tracker = StepTracker(sigmas, self.grounding_ratio,
+                              getattr(sampler_function, "__name__", "").removeprefix("sample_"))
+
+        def on_step(index, denoised, x, total_steps):
+            tracker.on_step(index)
+            if callback is not None:
+                callback(index, denoised, x, total_steps)
+
+        extra_args["model_options"].setdefault("transformer_options", {})[self.tracker_key] = tracker
+        return executor(guider, sigmas, extra_args, on_step, *args, **kwargs)
+
+    def mark_evaluation(self, executor, x, timestep, model_options={}, seed=None):
+        options = model_options.get("transformer_options", {})
+        tracker = options.get(self.tracker_key)
+        if tracker is not None:
+            grounded = tracker.is_grounded(float(timestep.reshape(-1)[0]))
+            model_options = {**model_options, "transformer_options": {**options, self.grounded_key: grounded}}
+        return executor(x, timestep, model_options, seed)
+
+    def apply_model(self, executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={},
+                    **kwargs):
+        grounded = transformer_options.get(self.grounded_key)
+        if grounded is None:
+            grounded = is_grounded_sigma(transformer_options.get("sample_sigmas"), float(t.reshape(-1)[0]),
+                                         self.grounding_ratio)
+        if grounded:
             state = self.call_state(x, c_crossattn, transformer_options)
             transformer_options = {**transformer_options, self.state_key: state}
         return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)

@@ -15,11 +15,13 @@ const LABEL_FONT = '12px sans-serif'
 export class LayoutCanvas {
   /**
    * @param {import('./layout_model.js').LayoutModel} model
-   * @param {{ snap: () => boolean }} options
+   * @param {{ snap: () => boolean, onFocusRequest?: () => void }} options  `snap` says whether
+   *   drags snap to the token grid; `onFocusRequest` is called when a press should take keyboard focus.
    */
-  constructor(model, { snap = () => false } = {}) {
+  constructor(model, { snap = () => false, onFocusRequest } = {}) {
     this.model = model
     this.snap = snap
+    this.onFocusRequest = onFocusRequest
     this.background = null
     this.drag = null
     this.fit = { scale: 1, x: 0, y: 0, w: 1, h: 1 }
@@ -37,7 +39,7 @@ export class LayoutCanvas {
 
     this.resizeObserver = new ResizeObserver(() => this.requestDraw())
     this.resizeObserver.observe(this.element)
-    model.onChange(() => this.requestDraw())
+    this.unsubscribe = model.onChange(() => this.requestDraw())
   }
 
   /** Shows an image (an HTMLImageElement that has loaded) behind the boxes, or nothing for null. */
@@ -48,6 +50,7 @@ export class LayoutCanvas {
 
   dispose() {
     this.resizeObserver.disconnect()
+    this.unsubscribe()
   }
 
   // ----- coordinates -----
@@ -74,7 +77,7 @@ export class LayoutCanvas {
     if (e.button !== 0 || this.drag) return
     e.preventDefault()
     e.stopPropagation()
-    this.element.closest('[tabindex]')?.focus({ preventScroll: true })
+    this.onFocusRequest?.()
     const [x, y] = this.eventToImage(e)
     const { model } = this
     const tolerance = GRAB_PX / this.fit.scale

@@ -96,6 +96,10 @@ export function resizeBox(box, handle, x, y, width, height,
 
 /** The box spanned by a drag from (x0, y0) to (x1, y1), clipped to the image. */
 export function boxFromDrag(x0, y0, x1, y1, width, height, opts = {}) {
+  if (opts.snap) {
+    x0 = snapValue(x0, opts.grid)
+    y0 = snapValue(y0, opts.grid)
+  }
   return resizeBox([x0, y0, x0, y0], 'se', x1, y1, width, height, opts)
 }
 

@@ -25,8 +25,12 @@ export class BoxList {
     this.lastSelected = -1
     this.element = el('div', { className: 'ia-box-list', attrs: { role: 'listbox' } })
     this.empty = el('div', { className: 'ia-empty', text: 'Drag on the canvas to draw a box.' })
-    model.onChange(() => this.render())
+    this.unsubscribe = model.onChange(() => this.render())
     this.render()
+  }
+
+  dispose() {
+    this.unsubscribe()
   }
 
   indexOf(id) {

@@ -251,11 +251,12 @@ def test_missing_width_defining_key_is_reported(tmp_path):
 def test_layout_forward_on_a_block_without_layout_branch_is_refused(tmp_path):
     lora_sd, layout_sd = make_official_weights(**FLUX)
     layout_sd["transformer_blocks.1.layout_forward.weight"] = torch.zeros(64, 64)
+    layout_sd["transformer_blocks.10.layout_forward.weight"] = torch.zeros(64, 64)
     layout_sd["single_transformer_blocks.1.layout_forward.bias"] = torch.zeros(64)
     message = _load_error(tmp_path, lora_sd, layout_sd)
-    assert "layout_forward on blocks that have no layout branch (2)" in message
-    assert "transformer_blocks.1.layout_forward.weight" in message
-    assert "single_transformer_blocks.1.layout_forward.bias" in message
+    assert ("layout_forward on blocks that have no layout branch (3): single_transformer_blocks.1.layout_forward.bias, "
+            "transformer_blocks.1.layout_forward.weight, transformer_blocks.10.layout_forward.weight") in message
+    assert "missing" not in message
 
 
 def test_sd3_layout_blocks_must_be_contiguous(tmp_path):

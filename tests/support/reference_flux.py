@@ -66,7 +66,7 @@ class ReferenceFlux:
         layout_blocks = flux_layout_blocks(cfg["depth"], cfg["depth_single_blocks"])
         rl.attach_layout_modules(transformer, layout_blocks, cfg["vec_in_dim"])
         rl.load_layout_weights(transformer, layout_sd)
-        self.transformer = transformer.to(torch.float32).eval()
+        self.transformer = transformer.eval()
         self.cfg = cfg
 
     @torch.no_grad()

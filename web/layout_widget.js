@@ -1,0 +1,271 @@
+// The layout editor as a self-contained DOM element: toolbar, canvas, global prompt, box list and
+// the JSON import/export panel. It knows nothing about ComfyUI; layout_editor.js plugs it into a node.
+
+import { button, el } from './dom.js'
+import { LayoutCanvas } from './layout_canvas.js'
+import { moveBox } from './layout_geometry.js'
+import { BoxList, bindTextField } from './layout_list.js'
+
+export const SHORTCUTS = [
+  ['Drag on empty canvas', 'draw a box'],
+  ['Click / drag a box', 'select / move it'],
+  ['Drag a white handle', 'resize the selected box'],
+  ['Alt+click', 'cycle through overlapping boxes'],
+  ['Delete / Backspace', 'delete the selected box'],
+  ['Ctrl+D', 'duplicate the selected box'],
+  ['] / [', 'bring forward / send backward'],
+  ['Arrow keys (+Shift)', 'nudge by 1 px (16 px)'],
+  ['Ctrl+Z / Ctrl+Shift+Z, Ctrl+Y', 'undo / redo'],
+  ['G', 'toggle snapping to the 16 px token grid'],
+  ['Escape', 'deselect / leave a text field'],
+  ['Drop an image on the canvas', 'use it as background'],
+]
+
+const TEXT_EDITING_KEYS = new Set(['z', 'y', 'a', 'c', 'v', 'x'])
+
+export class LayoutEditor {
+  /**
+   * @param {import('./layout_model.js').LayoutModel} model
+   * @param {object} options
+   * @param {(text: string) => Promise<object>} options.importLayout  text in any supported format ->
+   *   canonical layout object; throws an Error whose message is shown to the user.
+   * @param {(w: number, h: number) => [number, number]} [options.fitSize]  the size an imported
+   *   layout is rescaled to (e.g. the nearest size the node's width/height widgets allow).
+   * @param {{ get: () => boolean, set: (v: boolean) => void }} [options.snapSetting]
+   * @param {() => void} [options.onExpand]  opens the editor in a large dialog; no button when absent.
+   * @param {(file: File) => void} [options.onImageDropped]  an image file was dropped on the canvas.
+   * @param {() => void} [options.onBackgroundCleared]  the user removed the background image.
+   */
+  constructor(model, {
+    importLayout, fitSize = (w, h) => [w, h], snapSetting, onExpand, onImageDropped, onBackgroundCleared,
+  } = {}) {
+    this.model = model
+    this.importLayout = importLayout
+    this.fitSize = fitSize
+    let snap = false
+    this.snapSetting = snapSetting ?? { get: () => snap, set: (v) => { snap = v } }
+
+    // Keyboard focus for the canvas goes to this invisible read-only input. ComfyUI (1.27) treats a
+    // focused <input> as "typing": its graph-level Ctrl+Z and key shortcuts then stay out of the way.
+    this.focusSink = el('input', {
+      className: 'ia-focus-sink', readOnly: true, tabIndex: -1, attrs: { 'aria-label': 'layout canvas' },
+    })
+    this.canvas = new LayoutCanvas(model, {
+      snap: () => this.snapSetting.get(),
+      onFocusRequest: () => this.focusSink.focus({ preventScroll: true }),
+    })
+    this.list = new BoxList(model)
+
+    const prompt = el('textarea', {
+      className: 'ia-prompt', rows: 2, placeholder: 'Global prompt (the whole image)', spellcheck: false,
+      attrs: { 'aria-label': 'global prompt' },
+    })
+    this.syncPrompt = bindTextField(prompt, model, () => model.prompt, (v) => model.setPrompt(v))
+
+    this.snapBox = el('input', { type: 'checkbox', className: 'ia-snap', checked: this.snapSetting.get() })
+    this.snapBox.addEventListener('change', () => this.setSnap(this.snapBox.checked))
+
+    this.undoButton = button('↶', 'Undo (Ctrl+Z)', () => model.undo(), 'ia-undo')
+    this.redoButton = button('↷', 'Redo (Ctrl+Shift+Z)', () => model.redo(), 'ia-redo')
+    this.deleteButton = button('Delete', 'Delete the selected box (Del)', () => model.removeBox(), 'ia-delete')
+    this.duplicateButton = button('Duplicate', 'Duplicate the selected box (Ctrl+D)', () => model.duplicateBox(), 'ia-duplicate')
+    this.forwardButton = button('▲', 'Bring forward (])', () => model.reorder(model.selected, 'up'), 'ia-forward')
+    this.backwardButton = button('▼', 'Send backward ([)', () => model.reorder(model.selected, 'down'), 'ia-backward')
+    const help = el('span', {
+      className: 'ia-help', text: '?', tabIndex: 0,
+      title: SHORTCUTS.map(([keys, what]) => `${keys}: ${what}`).join('\n'),
+      attrs: { 'aria-label': 'keyboard shortcuts' },
+    })
+    this.status = el('span', { className: 'ia-status' })
+    this.clearBackgroundButton = button('No image', 'Remove the background image', () => {
+      this.setBackground(null)
+      onBackgroundCleared?.()
+    }, 'ia-clear-bg')
+    this.clearBackgroundButton.hidden = true
+
+    const toolbar = el('div', { className: 'ia-toolbar' }, [
+      this.undoButton, this.redoButton,
+      el('span', { className: 'ia-sep' }),
+      this.duplicateButton, this.deleteButton, this.forwardButton, this.backwardButton,
+      el('span', { className: 'ia-sep' }),
+      el('label', { className: 'ia-snap-label', title: 'Snap to the 16 px token grid (G)' }, [this.snapBox, el('span', { text: 'snap 16' })]),
+      button('JSON', 'Import / export the layout as JSON', () => this.toggleIO(), 'ia-json-toggle'),
+      this.clearBackgroundButton,
+      onExpand ? button('⤢', 'Open in a large editor', () => onExpand(), 'ia-expand') : null,
+      help,
+      this.status,
+    ])
+
+    // import / export panel
+    this.jsonText = el('textarea', {
+      className: 'ia-json', rows: 6, spellcheck: false,
+      placeholder: 'Paste a layout here: official InstanceAssemble demo JSON, a DenseLayout record, COCO, or canonical JSON.',
+      attrs: { 'aria-label': 'layout JSON' },
+    })
+    this.ioMessage = el('div', { className: 'ia-io-message', attrs: { role: 'status' } })
+    this.io = el('div', { className: 'ia-io', hidden: true }, [
+      this.jsonText,
+      el('div', { className: 'ia-io-buttons' }, [
+        button('Import', 'Replace the layout with the pasted JSON', () => this.runImport(), 'ia-import'),
+        button('Export', 'Show the layout as canonical JSON and copy it', () => this.runExport(), 'ia-export'),
+        this.ioMessage,
+      ]),
+    ])
+
+    const canvasWrap = el('div', { className: 'ia-canvas-wrap' }, [this.focusSink, this.canvas.element])
+    this.element = el('div', { className: 'ia-layout-editor' }, [
+      toolbar,
+      el('div', { className: 'ia-body' }, [
+        canvasWrap,
+        el('div', { className: 'ia-side' }, [prompt, this.list.element]),
+      ]),
+      this.io,
+    ])
+    this.element.addEventListener('keydown', (e) => this.onKeyDown(e))
+    // After a button click, keyboard shortcuts should act on the layout again, not on the button.
+    this.element.addEventListener('click', (e) => {
+      if (e.target.closest('button, .ia-swatch')) this.focusSink.focus({ preventScroll: true })
+    })
+    canvasWrap.addEventListener('dragover', (e) => this.onDragOver(e))
+    canvasWrap.addEventListener('drop', (e) => this.onDrop(e))
+    this.onImageDropped = onImageDropped
+
+    this.unsubscribe = model.onChange(() => this.refresh())
+    this.refresh()
+  }
+
+  dispose() {
+    this.unsubscribe()
+    this.canvas.dispose()
+    this.list.dispose()
+  }
+
+  /** Shows a loaded image behind the boxes (null clears it). */
+  setBackground(image) {
+    this.canvas.setBackground(image)
+    this.clearBackgroundButton.hidden = !image
+  }
+
+  refresh() {
+    const { model } = this
+    const has = model.selected >= 0
+    this.deleteButton.disabled = !has
+    this.duplicateButton.disabled = !has
+    this.forwardButton.disabled = !has || model.selected === model.boxes.length - 1
+    this.backwardButton.disabled = !has || model.selected === 0
+    this.undoButton.disabled = !model.canUndo
+    this.redoButton.disabled = !model.canRedo
+    this.status.textContent = `${model.boxes.length} box${model.boxes.length === 1 ? '' : 'es'} · ${model.width}×${model.height}`
+    this.syncPrompt()
+  }
+
+  setSnap(on) {
+    this.snapSetting.set(on)
+    this.snapBox.checked = on
+    this.canvas.requestDraw()
+  }
+
+  // ----- keyboard -----
+
+  onKeyDown(e) {
+    const target = e.target
+    const typing = target !== this.focusSink &&
+      ((target.tagName === 'INPUT' && target.type === 'text') || target.tagName === 'TEXTAREA')
+    const mod = e.ctrlKey || e.metaKey
+    const key = e.key.length === 1 ? e.key.toLowerCase() : e.key
+    if (typing) {
+      // Keep the field's own editing keys away from ComfyUI's shortcuts (Delete would delete the node,
+      // Ctrl+Z would undo the graph); other shortcuts (Ctrl+S, Ctrl+Enter) still reach ComfyUI.
+      if (e.key === 'Escape') this.focusSink.focus({ preventScroll: true })
+      if (!mod || TEXT_EDITING_KEYS.has(key)) e.stopPropagation()
+      return
+    }
+    const handled = this.handleShortcut(e, key, mod)
+    if (handled || ['Delete', 'Backspace'].includes(e.key) || (mod && (key === 'z' || key === 'y'))) {
+      e.preventDefault()
+      e.stopPropagation()
+    }
+  }
+
+  handleShortcut(e, key, mod) {
+    const { model } = this
+    const box = model.selectedBox
+    if (mod && key === 'z') return e.shiftKey ? model.redo() : model.undo()
+    if (mod && key === 'y') return model.redo()
+    if (mod && key === 'd') return model.duplicateBox() >= 0
+    if (mod || e.altKey) return false
+    if (e.key === 'Delete' || e.key === 'Backspace') return model.removeBox(), true
+    if (e.key === 'Escape') return model.select(-1), true
+    if (key === 'g') return this.setSnap(!this.snapSetting.get()), true
+    if (key === ']') return model.reorder(model.selected, 'up'), true
+    if (key === '[') return model.reorder(model.selected, 'down'), true
+    const arrows = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] }
+    if (arrows[e.key] && box) {
+      const step = e.shiftKey ? 16 : 1
+      const [dx, dy] = arrows[e.key]
+      model.setBBox(model.selected, moveBox(box.bbox, dx * step, dy * step, model.width, model.height))
+      return true
+    }
+    return false
+  }
+
+  // ----- background image drop -----
+
+  onDragOver(e) {
+    if (![...(e.dataTransfer?.types ?? [])].includes('Files')) return
+    e.preventDefault()
+    e.stopPropagation()
+    e.dataTransfer.dropEffect = 'copy'
+  }
+
+  onDrop(e) {
+    const file = [...(e.dataTransfer?.files ?? [])].find((f) => f.type.startsWith('image/'))
+    if (!file) return
+    // Keep ComfyUI's document-level drop handler from loading the image as a workflow.
+    e.preventDefault()
+    e.stopPropagation()
+    this.onImageDropped?.(file)
+  }
+
+  // ----- import / export -----
+
+  toggleIO(show = this.io.hidden) {
+    this.io.hidden = !show
+    if (show) this.jsonText.focus({ preventScroll: true })
+  }
+
+  setMessage(text, isError = false) {
+    this.ioMessage.textContent = text
+    this.ioMessage.classList.toggle('ia-error', isError)
+  }
+
+  async runImport() {
+    const text = this.jsonText.value.trim()
+    if (!text) return this.setMessage('Paste a layout first.', true)
+    this.setMessage('Importing…')
+    try {
+      const layout = await this.importLayout(text)
+      const [w, h] = this.fitSize(layout.width, layout.height)
+      this.model.change(() => {
+        this.model.load(layout, { record: false })
+        this.model.resize(w, h)
+      })
+      const n = this.model.boxes.length
+      this.setMessage(`Imported ${n} box${n === 1 ? '' : 'es'} (${w}×${h}).`)
+    } catch (err) {
+      this.setMessage(String(err?.message ?? err), true)
+    }
+  }
+
+  async runExport() {
+    const text = JSON.stringify(this.model.toObject(), null, 2)
+    this.jsonText.value = text
+    try {
+      await navigator.clipboard.writeText(text)
+      this.setMessage('Copied to the clipboard.')
+    } catch {
+      this.jsonText.select()
+      this.setMessage('Clipboard unavailable: the JSON is selected above, copy it with Ctrl+C.')
+    }
+  }
+}
