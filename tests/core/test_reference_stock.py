@@ -109,7 +109,7 @@ def test_reference_geometry_reads_the_recomputed_corner():
     # x1 + 5·fl32(Δx) falls just below it, so the official mask ends one column earlier.
     boxes, _ = rl.dense_boxes([(0, 0, 80, 64)], 768, 64, max_objs=1)
     assert boxes[0, 70].item() < 80 / 768
-    assert rl.token_indices(boxes, 4, 48)[0].tolist() == [0, 1, 2, 3]
+    assert rl.token_indices(boxes, 4, 48)[0].tolist() == [row * 48 + col for row in range(4) for col in range(4)]
 
 
 def test_reference_lora_scaling_follows_the_official_loaders(flux, sd3):

@@ -126,7 +126,8 @@ def make_official_weights(family: str, hidden_dim: int, pooled_dim: int, num_dou
     for path, (out_dim, in_dim) in modules.items():
         lora_sd[f"transformer.{path}.lora_A.weight"] = _lecun(generator, rank, in_dim)
         # B std 0.5/sqrt(r): clearly non-zero, unlike peft's zero init of an untrained adapter
-        lora_sd[f"transformer.{path}.lora_B.weight"] = 0.5 / rank ** 0.5 * torch.randn(out_dim, rank, generator=generator)
+        up = torch.randn(out_dim, rank, generator=generator)
+        lora_sd[f"transformer.{path}.lora_B.weight"] = 0.5 / rank ** 0.5 * up
         if with_alpha:
             lora_sd[f"transformer.{path}.alpha"] = torch.tensor(2.0 * rank)
     return lora_sd, layout_sd

@@ -69,11 +69,14 @@ class GroundingProbe:
 
     def __init__(self):
         self.calls = []
+        self.outputs = []  # per call: the model output [B, C, h, w]
 
     def __call__(self, executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={}, **kw):
         grounded = any(key.startswith("instanceassemble_state") for key in transformer_options)
         self.calls.append((float(t.reshape(-1)[0]), grounded, list(transformer_options.get("cond_or_uncond", []))))
-        return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kw)
+        out = executor(x, t, c_concat, c_crossattn, control, transformer_options, **kw)
+        self.outputs.append(out.detach().clone())
+        return out
 
     def attach(self, model):
         probed = model.clone()
