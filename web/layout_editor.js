@@ -127,6 +127,7 @@ function createLayoutWidget(node, inputName, inputData) {
   const state = { model, views: new Set(), background: null, objectURL: null, closeDialog: null }
   node[STATE] = state
   const inline = makeView(node, state, { expandable: true })
+  state.inline = inline
 
   const widget = node.addDOMWidget(inputName, WIDGET_TYPE, inline.element, {
     getValue: () => model.toJSON(),

@@ -25,6 +25,7 @@ export class BoxList {
     this.lastSelected = -1
     this.element = el('div', { className: 'ia-box-list', attrs: { role: 'listbox' } })
     this.empty = el('div', { className: 'ia-empty', text: 'Drag on the canvas to draw a box.' })
+    this.element.append(this.empty)
     this.unsubscribe = model.onChange(() => this.render())
     this.render()
   }

@@ -33,6 +33,13 @@ def test_normalized_boxes_are_python_doubles():
     assert result == [(658 / 1500, 176 / 1000, 1199 / 1500, 848 / 1000)]
 
 
+def test_normalized_boxes_go_through_xywh_like_the_reference():
+    # the reference stores w = x2 - x1 and then divides x1 + w, which is not always x2 in double
+    result = geometry.normalized_boxes(Layout(1000, 1000, "", (Instance((109.1, 0, 384.8, 10), "pole"),)))
+    assert result[0][2] == (109.1 + (384.8 - 109.1)) / 1000 == 0.3848000000000001
+    assert 384.8 / 1000 == 0.38480000000000003
+
+
 def test_dense_samples_are_x_major():
     row = geometry.dense_samples(one_box((0, 0, 50, 100)))[0]
     assert row.dtype == torch.float32

@@ -51,6 +51,7 @@ def assert_actionable(err: LayoutError, field: str):
     ("dog", "brown, sleeping", "dog, brown, sleeping"),
     ("", "brown dog", ", brown dog"),
     ("", "", ""),
+    ("dog", " ", "dog,  "),  # the reference tests the caption's truthiness, not its stripped value
 ])
 def test_instance_text_joins_category_and_caption(category, caption, text):
     assert Instance((0, 0, 1, 1), category, caption).text == text
