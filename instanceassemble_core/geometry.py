@@ -44,7 +44,7 @@ def dense_samples(layout) -> Tensor:
 
 
 def fourier_features(samples: Tensor) -> Tensor:
-    """[..., 72] → [..., 1152]; output index f·144 + s·72 + c (s = 0 sin, 1 cos), all in ``samples.dtype`` (spec §3)."""
+    """[..., 72] → [..., 1152]: index f·144 + s·72 + c (s = 0 sin, 1 cos), all math in ``samples.dtype`` (§3)."""
     exponents = torch.arange(FOURIER_FREQS, dtype=torch.float32) / FOURIER_FREQS
     freqs = torch.pow(100, exponents).to(device=samples.device, dtype=samples.dtype)  # float32 first, then cast
     angles = samples.unsqueeze(-1) * freqs  # [..., 72, 8]

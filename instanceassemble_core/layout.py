@@ -11,7 +11,7 @@ Every problem is a ``LayoutError`` naming the JSON field and saying how to fix i
 """
 import json
 import math
-from dataclasses import dataclass, field as dataclass_field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 MAX_INSTANCES = 200
@@ -56,7 +56,7 @@ class Layout:
     width: int
     height: int
     prompt: str = ""
-    instances: tuple[Instance, ...] = dataclass_field(default=())
+    instances: tuple[Instance, ...] = ()
     seed: int | None = None
 
     def __post_init__(self):
@@ -108,9 +108,9 @@ def parse_layout(source: str | dict | list, *, width: int | None = None, height:
     """Read a layout from a JSON string or an already parsed JSON value, detecting its format.
 
     ``width``/``height`` override the size: a source with its own size is ``resized`` to them, a source without
-    one needs them. ``image`` picks one image (id, or COCO ``file_name``) from a DenseLayout list or a COCO file;
-    single-layout sources ignore it. With ``validate`` the boxes are checked against the source's own size before
-    any resize.
+    one needs them. ``image`` picks one image (id, or COCO ``file_name``; a DenseLayout record without ``id`` goes
+    by its list index) from a DenseLayout list or a COCO file; single-layout sources ignore it. With ``validate``
+    the boxes are checked against the source's own size before any resize.
     """
     data = _decode(source)
     draft = _read_any(data, None if image in (None, "") else image)
@@ -276,9 +276,10 @@ def _read_coco(data: dict, image: str | int | None) -> _Draft:
         instances.append(Instance((x, y, x + w, y + h), names[annotation["category_id"]],
                                   _optional_text(annotation, "caption", f"{name}.caption")))
         box_fields.append(name)
+    prompt_key = "prompt" if "prompt" in entry else "caption"
     return _Draft(_optional_size(entry, "width", f"images[{index}].width"),
                   _optional_size(entry, "height", f"images[{index}].height"),
-                  _optional_text(entry, "prompt" if "prompt" in entry else "caption", f"images[{index}].prompt"),
+                  _optional_text(entry, prompt_key, f"images[{index}].{prompt_key}"),
                   instances, None, box_fields, "annotations")
 
 

@@ -7,7 +7,7 @@ import pytest
 from instanceassemble_core import layout
 from instanceassemble_core.layout import Instance, Layout, LayoutError, parse_layout
 
-LAYOUTS = Path("/work/shared/data/layouts")
+LAYOUTS = Path(__file__).resolve().parents[1] / "data" / "layouts"
 
 
 def demo(annos, width=100, height=100, **extra):

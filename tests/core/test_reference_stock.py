@@ -120,6 +120,9 @@ def test_reference_lora_scaling_follows_the_official_loaders(flux, sd3):
         return on, float(layer.scaling["default_0"])
 
     assert scalings(flux["reference"], "transformer_blocks.3.attn.to_q") == (2.0, 0.0)  # alpha 2r / r
+    lora_without_alpha = {k: v for k, v in flux["lora"].items() if not k.endswith(".alpha")}
+    without_alpha = ReferenceFlux(flux["base"], FLUX_TINY, lora_without_alpha, flux["layout_sd"])
+    assert scalings(without_alpha, "single_transformer_blocks.0.proj_out") == (1.0, 0.0)
     assert scalings(sd3["reference"], "transformer_blocks.1.norm1_context.linear") == (1.0, 0.0)  # alphas ignored
 
 

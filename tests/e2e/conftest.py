@@ -28,6 +28,7 @@ from tools.comfyui_path import require_comfyui
 
 ROOT = Path(__file__).resolve().parents[2]
 E2E_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(E2E_DIR))  # editor_page.py
 ARTIFACTS = ROOT / ".artifacts" / "e2e"
 PACK_FOLDER = "ComfyUI-InstanceAssemble"
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -185,6 +186,9 @@ class Page:
         page.on("pageerror", lambda err: self.page_errors.append(str(err)))
 
     def _on_dialog(self, dialog):
+        if dialog.type == "beforeunload":  # "leave with unsaved changes?" on reload: leave
+            dialog.accept()
+            return
         self.dialogs.append(f"{dialog.type}: {dialog.message}")
         dialog.dismiss()
 
@@ -192,8 +196,7 @@ class Page:
         """Load (or reload) the UI and wait until the app and this pack's extension are ready."""
         self.page.goto(self.server.base_url + "/")
         self.page.wait_for_function(
-            "() => window.app?.graph && window.app.canvas && window.LiteGraph"
-            " && window.app.extensionManager?.registerExtension !== undefined"
+            "() => window.app?.graph && window.app.canvas && window.LiteGraph && window.app.vueAppReady"
             " && window.app.extensions?.some((e) => e.name === 'InstanceAssemble.LayoutEditor')",
             timeout=60_000)
         return self

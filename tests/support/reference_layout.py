@@ -146,6 +146,9 @@ class LayoutInputs:
         for b, row in enumerate(rows):
             self.boxes[b], self.masks[b] = dense_boxes(row, width, height, slots)
             if row:
+                if instance_pooled[b].shape != (len(row), pooled_dim):
+                    raise ValueError(f"row {b}: {len(row)} boxes need pooled [{len(row)}, {pooled_dim}], "
+                                     f"got {tuple(instance_pooled[b].shape)}")
                 self.pooled[b, :len(row)] = instance_pooled[b].to(torch.float32)
             self.token_ids[b] = layout_token_ids(self.boxes[b], *self.grid)
             self.indices.append(token_indices(self.boxes[b], *self.grid))
