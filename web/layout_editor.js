@@ -217,7 +217,8 @@ app.registerExtension({
     if (node.comfyClass !== NODE_CLASS) return
     keepSizeInSync(node)
     // The Vue node renderer of frontend 1.27 shows no DOM widgets; this button works in both renderers.
-    const open = node.addWidget('button', 'open layout editor', null, () => openEditorDialog(node), { serialize: false })
+    const open = node.addWidget('button', 'open layout editor', null, () => openEditorDialog(node),
+      { serialize: false, label: 'Open layout editor' })
     open.serialize = false
   },
 })

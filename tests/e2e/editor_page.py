@@ -26,7 +26,11 @@ async () => {
     mod,
     node: null,
     state() { return mod.getLayoutEditorState(this.node) },
-    view() { return this.state().inline },
+    dialogView: false,
+    view() {
+      const state = this.state();
+      return this.dialogView ? [...state.views].find((v) => v.element.closest('.ia-dialog')) : state.inline;
+    },
     toClient(x, y) { return this.view().canvas.imageToClient(x, y) },
     boxes() { return this.state().model.boxes.map((b) => b.bbox) },
     value() { return this.node.widgets.find((w) => w.name === 'layout').value },
@@ -49,7 +53,7 @@ class EditorPage:
         self.ui.js(SETUP)
         return self
 
-    def add_editor(self, pos=(20, 20), size=(900, 620)):
+    def add_editor(self, pos=(20, 20), size=(900, 620), wait=True):
         """Clear the graph and add the editor node at a fixed place on an unzoomed canvas."""
         node_id = self.ui.js("""([pos, size]) => {
             app.graph.clear();
@@ -63,8 +67,15 @@ class EditorPage:
             window.__ia.node = node;
             return node.id;
         }""" % NODE, [list(pos), list(size)])
-        self.wait_ready()
+        if wait:
+            self.wait_ready()
         return node_id
+
+    def use_dialog(self, on=True):
+        """Drive the editor in the large dialog (True) or the one inside the node (False)."""
+        self.ui.js("(on) => { window.__ia.dialogView = on }", on)
+        if on:
+            self.wait_ready()
 
     def use_node(self, node_id):
         self.ui.js("(id) => { window.__ia.node = app.graph.getNodeById(id) }", node_id)
@@ -96,6 +107,8 @@ class EditorPage:
 
     @property
     def editor(self):
+        if self.ui.js("() => window.__ia.dialogView"):
+            return self.page.locator(".ia-dialog .ia-layout-editor")
         return self.page.locator(".ia-layout-editor").first
 
     def row(self, index):

@@ -111,8 +111,8 @@ def tiny_sd3_state_dict(depth=2, ctx=4096, adm=128, pos_embed_max=None, qk_norm=
     return sd
 
 
-def tiny_flux_patcher(cfg=FLUX_TINY, state_dict=None):
-    """fp32 ComfyUI Flux (dev, or schnell when ``guidance_embed`` is False) built from an explicit unet config:
+def tiny_flux_patcher(cfg=FLUX_TINY, state_dict=None, dtype=torch.float32):
+    """ComfyUI Flux (dev, or schnell when ``guidance_embed`` is False) built from an explicit unet config:
     ComfyUI's model detection only knows the full-size Flux."""
     import comfy.model_management as mm
     import comfy.model_patcher
@@ -120,7 +120,7 @@ def tiny_flux_patcher(cfg=FLUX_TINY, state_dict=None):
 
     model_class = comfy.supported_models.Flux if cfg["guidance_embed"] else comfy.supported_models.FluxSchnell
     model_config = model_class(dict(cfg))
-    model_config.set_inference_dtype(torch.float32, None)
+    model_config.set_inference_dtype(dtype, None)
     model = model_config.get_model({})
     sd = tiny_flux_state_dict(cfg) if state_dict is None else state_dict
     model.diffusion_model.load_state_dict(sd, strict=True)
