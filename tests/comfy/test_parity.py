@@ -9,48 +9,19 @@ import pytest
 import torch
 from einops import rearrange
 
-import comfy.patcher_extension
 import official_weights
 import tiny_models
 from pack_nodes import encode
 from reference_flux import ReferenceFlux
 from reference_sd3 import ReferenceSD3
+from parity_cases import CASES, HEIGHT, WIDTH, layout_source, relative_error
 from sampling import GroundingProbe, flux_conditioning, replay, text_conditioning
 
 PARITY = 1e-5
-WIDTH, HEIGHT = 256, 128  # token grid 8 x 16
-FULL_IMAGE = [0, 0, WIDTH, HEIGHT]
-ONE_TOKEN = [16, 16, 32, 32]
-EDGE_TOUCHING = [224, 96, 256, 128]
-
-
-def random_boxes(count, seed):
-    g = torch.Generator().manual_seed(seed)
-    boxes = []
-    for _ in range(count):
-        w, h = (torch.rand(2, generator=g) * torch.tensor([0.5, 0.6]) + 0.05) * torch.tensor([WIDTH, HEIGHT])
-        x, y = torch.rand(2, generator=g) * (torch.tensor([WIDTH, HEIGHT]) - torch.stack([w, h]))
-        boxes.append([round(float(x), 1), round(float(y), 1), round(float(x + w), 1), round(float(y + h), 1)])
-    return boxes
-
-
-CASES = {
-    "1 instance": [[40, 20, 150, 100]],
-    "5 instances: overlap, full image, 1 token, edge": [[40, 20, 150, 100], [100, 8, 200, 90], FULL_IMAGE, ONE_TOKEN,
-                                                         EDGE_TOUCHING],
-    "20 instances": random_boxes(17, 3) + [FULL_IMAGE, ONE_TOKEN, EDGE_TOUCHING],
-}
 
 
 def make_layout(pack, boxes):
-    return pack.instanceassemble_core.layout.parse_layout({
-        "prompt": "p", "width": WIDTH, "height": HEIGHT,
-        "annos": [{"bbox": box, "category_name": f"thing {i}", "caption": f"caption {i}" if i % 2 else ""}
-                  for i, box in enumerate(boxes)]})
-
-
-def relative_error(actual, expected):
-    return ((actual - expected).abs().max() / expected.abs().max()).item()
+    return pack.instanceassemble_core.layout.parse_layout(layout_source(boxes))
 
 
 def one_step(model, positive, negative, x, sigma, cfg):

@@ -53,10 +53,10 @@ class EditorPage:
         self.ui.js(SETUP)
         return self
 
-    def add_editor(self, pos=(20, 20), size=(900, 620), wait=True):
+    def add_editor(self, pos=(20, 20), size=(900, 620), wait=True, clear=True):
         """Clear the graph and add the editor node at a fixed place on an unzoomed canvas."""
-        node_id = self.ui.js("""([pos, size]) => {
-            app.graph.clear();
+        node_id = self.ui.js("""([pos, size, clear]) => {
+            if (clear) app.graph.clear();
             const node = LiteGraph.createNode('%s');
             node.pos = pos;
             app.graph.add(node);
@@ -66,7 +66,7 @@ class EditorPage:
             app.canvas.setDirty(true, true);
             window.__ia.node = node;
             return node.id;
-        }""" % NODE, [list(pos), list(size)])
+        }""" % NODE, [list(pos), list(size), clear])
         if wait:
             self.wait_ready()
         return node_id

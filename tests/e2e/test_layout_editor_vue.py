@@ -9,15 +9,23 @@ VUE_SETTING = "Comfy.VueNodes.Enabled"
 
 def set_vue_nodes(page, on: bool):
     page.js("async ([key, on]) => { await app.extensionManager.setting.set(key, on) }", [VUE_SETTING, on])
+    page.page.wait_for_function("(on) => LiteGraph.vueNodesMode === on", arg=on)
+    page.page.wait_for_timeout(500)  # the Vue node manager attaches to the graph on the next ticks
 
 
 def test_vue_renderer_edits_through_the_dialog(page):
     ed = EditorPage(page).start()
+    page.js("() => app.graph.clear()")  # before the switch: the Vue node layer does not follow a later clear()
     set_vue_nodes(page, True)
     try:
-        node_id = ed.add_editor(wait=False)
+        node_id = ed.add_editor(wait=False, clear=False)
         vue_node = page.page.locator(f'[data-node-id="{node_id}"]')
-        vue_node.wait_for(timeout=15_000)
+        try:
+            vue_node.wait_for(timeout=15_000)
+        except Exception:
+            page.screenshot("debug-vue.png")
+            print(page.js("() => [document.querySelectorAll('[data-node-id]').length, LiteGraph.vueNodesMode, app.graph.nodes.length]"))
+            raise
         assert vue_node.locator(".ia-layout-editor").count() == 0  # no DOM widgets in Vue nodes (1.27)
 
         vue_node.get_by_role("button", name="Open layout editor").click()

@@ -3,6 +3,8 @@ diffusers' own ``FluxTransformerBlock`` / ``FluxSingleTransformerBlock`` / ``Flu
 with peft through diffusers' Flux LoRA loader (scale alpha/r), gated per module, and the layout branch as a Python
 loop over instances that re-projects each instance (reference-semantics.md §8, §9.1, §9.2).
 """
+from functools import partial
+
 import torch
 from diffusers import FluxPipeline, FluxTransformer2DModel
 from diffusers.loaders.single_file_utils import convert_flux_transformer_checkpoint_to_diffusers
@@ -71,7 +73,7 @@ class ReferenceFlux:
 
     @torch.no_grad()
     def __call__(self, *, img, img_ids, txt, txt_ids, timesteps, y, guidance, boxes_xyxy, instance_pooled,
-                 image_size, layout_scale=1.0, return_block_outputs=False):
+                 image_size, layout_scale=1.0, return_block_outputs=False, branch=None):
         """Mirror of ComfyUI ``Flux.forward_orig`` with the layout branch.
 
         img [B, L, 64] packed patch tokens, img_ids [B, L, 3] (same for every row), txt [B, Lt, ctx],
@@ -79,6 +81,9 @@ class ReferenceFlux:
         boxes_xyxy[b]: pixel boxes of row b, or None; instance_pooled[b]: [K_b, vec_in]; image_size: (W, H) with
         (H//16)·(W//16) == L. layout_scale 0 gives the stock model.
         Returns [B, L, 64], or (that, {"double.i": (img, txt, layout), "single.i": img}) block outputs.
+        branch: run another implementation of the layout branch inside the same diffusers model, an object with
+        ``double(block_path, block, hidden, layout_states, temb, layout, layout_rotary, layout_scale)`` and
+        ``single(...)`` returning (hidden, layout_states); default: the official per-instance loop.
         """
         t = self.transformer
         if not torch.equal(img_ids, img_ids[:1].expand_as(img_ids)) or not torch.equal(
@@ -106,15 +111,16 @@ class ReferenceFlux:
             encoder, hidden = block(hidden_states=hidden, encoder_hidden_states=encoder, temb=temb,
                                     image_rotary_emb=rotary)
             if grounded and hasattr(block, "layout_forward"):
-                hidden, layout_states = _double_branch(block, hidden, layout_states, temb, layout, layout_rotary,
-                                                       layout_scale)
+                double = _double_branch if branch is None else partial(branch.double, f"transformer_blocks.{index}")
+                hidden, layout_states = double(block, hidden, layout_states, temb, layout, layout_rotary, layout_scale)
             block_outputs[f"double.{index}"] = (hidden, encoder, layout_states)
         for index, block in enumerate(t.single_transformer_blocks):
             encoder, hidden = block(hidden_states=hidden, encoder_hidden_states=encoder, temb=temb,
                                     image_rotary_emb=rotary)
             if grounded and hasattr(block, "layout_forward"):
-                hidden, layout_states = _single_branch(block, hidden, layout_states, temb, layout, layout_rotary,
-                                                       layout_scale)
+                single = (_single_branch if branch is None
+                          else partial(branch.single, f"single_transformer_blocks.{index}"))
+                hidden, layout_states = single(block, hidden, layout_states, temb, layout, layout_rotary, layout_scale)
             block_outputs[f"single.{index}"] = hidden
 
         out = t.proj_out(t.norm_out(hidden, temb))

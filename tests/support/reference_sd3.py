@@ -3,6 +3,8 @@ diffusers' own ``JointTransformerBlock`` (attention order [image; context], per 
 official LoRA loaded with peft through diffusers' SD3 LoRA loader (no alphas: scale 1), gated per module, and the
 layout branch as a Python loop over instances that re-projects each instance (reference-semantics.md §8, §9.3).
 """
+from functools import partial
+
 import torch
 from diffusers import SD3Transformer2DModel, StableDiffusion3Pipeline
 from diffusers.loaders.single_file_utils import convert_sd3_transformer_checkpoint_to_diffusers
@@ -66,13 +68,16 @@ class ReferenceSD3:
 
     @torch.no_grad()
     def __call__(self, *, x, timesteps, context, y, boxes_xyxy, instance_pooled, image_size, layout_scale=1.0,
-                 return_block_outputs=False):
+                 return_block_outputs=False, branch=None):
         """Mirror of ComfyUI ``OpenAISignatureMMDITWrapper.forward`` with the layout branch.
 
         x [B, 16, h, w] latent (h, w even), timesteps [B] (sigma·1000), context [B, Lc, ctx], y [B, adm].
         boxes_xyxy[b]: pixel boxes of row b, or None (e.g. the uncond row: it still gets the LoRA modulation and the
         extra FFN pass); instance_pooled[b]: [K_b, adm]; image_size: (W, H) with (H//16, W//16) == (h/2, w/2).
         Returns [B, 16, h, w], or (that, {"double.i": (img, txt, layout)}) block outputs (txt/layout None at the end).
+        branch: another implementation of the layout branch run inside the same diffusers model, an object with
+        ``joint(block_path, block, hidden, layout_states, temb, layout, layout_scale)`` -> (hidden, layout_states);
+        default: the official per-instance loop.
         """
         t = self.transformer
         batch, _, h, w = x.shape
@@ -92,7 +97,8 @@ class ReferenceSD3:
         for index, block in enumerate(t.transformer_blocks):
             encoder, hidden = block(hidden_states=hidden, encoder_hidden_states=encoder, temb=temb)
             if grounded:
-                hidden, layout_states = _joint_branch(block, hidden, layout_states, temb, layout, layout_scale)
+                joint = _joint_branch if branch is None else partial(branch.joint, f"transformer_blocks.{index}")
+                hidden, layout_states = joint(block, hidden, layout_states, temb, layout, layout_scale)
             block_outputs[f"double.{index}"] = (hidden, encoder, layout_states)
 
         hidden = t.proj_out(t.norm_out(hidden, temb))
