@@ -102,8 +102,8 @@ class InstanceAssembleWeights:
     layout_forward: block path ('transformer_blocks.3', 'single_transformer_blocks.0') -> (weight [D, D], bias [D]).
     lora: diffusers module path without 'transformer.' (e.g. 'transformer_blocks.3.attn.to_q') -> delta, only for
         modules the official code ever switches on in a layout block. Deltas are in diffusers row order: for SD3's
-        last block 'norm1_context.linear' (AdaLayerNormContinuous) the rows are (scale, shift); the SD3 host must
-        swap the two halves for ComfyUI's (shift, scale) layout (spec §13.7).
+        last block 'norm1_context.linear' (AdaLayerNormContinuous) the rows are (scale, shift); ``InstanceBranch``
+        swaps the two halves into the (shift, scale) order of MMDiT and of the core (spec §13.7).
     ignored_lora_modules: LoRA modules present in the file that are never active (other blocks, ff.net.0.proj, ...).
     source: the folder or combined file the weights came from.
     """

@@ -269,7 +269,8 @@ class TinyUNETLoader:
 
 
 class TinyCLIPLoader:
-    """Stand-in for DualCLIPLoader / TripleCLIPLoader / CLIPLoader: tiny text encoders of the graph's family."""
+    """Stand-in for DualCLIPLoader / TripleCLIPLoader / CLIPLoader: tiny CLIP-L + T5 for type "flux", else tiny
+    CLIP-L + CLIP-G (SD3)."""
     CATEGORY = "InstanceAssemble/testing"
     RETURN_TYPES = ("CLIP",)
     FUNCTION = "load"

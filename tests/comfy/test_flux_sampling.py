@@ -49,11 +49,13 @@ def test_branch_runs_on_exactly_the_grounded_steps(pack, flux_model, flux_weight
         assert torch.equal(patched_out[step], stock_out[step]), step
 
 
-def test_every_evaluation_of_a_grounded_step_is_grounded(pack, flux_model, flux_weights, encoded, positive, layout):
+@pytest.mark.parametrize("sampler", ["heun", "dpmpp_2s_ancestral", "dpm_2"])
+def test_every_evaluation_of_a_grounded_step_is_grounded(pack, flux_model, flux_weights, encoded, positive, layout,
+                                                         sampler):
     probe = GroundingProbe()
     patched = probe.attach(apply(pack, flux_model, flux_weights, encoded, grounding_ratio=0.5))
-    sample(patched, positive, positive, latent_for(layout), steps=4, sampler="heun")
-    # Heun: two evaluations per step except the last step (sigma 0 next): 2 + 2 + 2 + 1
+    sample(patched, positive, positive, latent_for(layout), steps=4, sampler=sampler)
+    # two evaluations per step, one in the last step (whose next sigma is 0): 2 + 2 grounded, then 2 + 1
     assert [grounded for _, grounded, _ in probe.calls] == [True] * 4 + [False] * 3
 
 

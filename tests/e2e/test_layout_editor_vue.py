@@ -15,17 +15,13 @@ def set_vue_nodes(page, on: bool):
 
 def test_vue_renderer_edits_through_the_dialog(page):
     ed = EditorPage(page).start()
-    page.js("() => app.graph.clear()")  # before the switch: the Vue node layer does not follow a later clear()
     set_vue_nodes(page, True)
     try:
-        node_id = ed.add_editor(wait=False, clear=False)
+        ed.start()  # reload with the Vue renderer on from the start, as a user who enabled it would have it
+        page.page.wait_for_function("() => LiteGraph.vueNodesMode === true")
+        node_id = ed.add_editor(wait=False)
         vue_node = page.page.locator(f'[data-node-id="{node_id}"]')
-        try:
-            vue_node.wait_for(timeout=15_000)
-        except Exception:
-            page.screenshot("debug-vue.png")
-            print(page.js("() => [document.querySelectorAll('[data-node-id]').length, LiteGraph.vueNodesMode, app.graph.nodes.length]"))
-            raise
+        vue_node.wait_for(timeout=15_000)
         assert vue_node.locator(".ia-layout-editor").count() == 0  # no DOM widgets in Vue nodes (1.27)
 
         vue_node.get_by_role("button", name="Open layout editor").click()
