@@ -346,10 +346,11 @@ def _fit(value: int, scale: float) -> int:
     return max(16, round(value * scale / 16) * 16)
 
 
-def tiny_prompt(prompt: dict, max_side: int = 256) -> dict:
+def tiny_prompt(prompt: dict, max_side: int = 256, max_steps: int = 8) -> dict:
     """A copy of an API prompt that runs on the tiny models (see :func:`install_tiny_models`): stand-in loaders,
-    tiny file names, and every literal ``width``/``height`` pair scaled so the longer side is at most ``max_side``
-    (multiples of 16, so layouts, latents and model sampling stay consistent)."""
+    tiny file names, every literal ``width``/``height`` pair scaled so the longer side is at most ``max_side``
+    (multiples of 16, so layouts, latents and model sampling stay consistent), and at most ``max_steps`` sampler
+    steps (enough for grounded and ungrounded steps at the usual grounding ratios)."""
     family = _family_of_prompt(prompt)
     tiny = copy.deepcopy(prompt)
     for node in tiny.values():
@@ -363,6 +364,8 @@ def tiny_prompt(prompt: dict, max_side: int = 256) -> dict:
             inputs["lora_name"] = TINY_STYLE_LORA
         if node["class_type"] == "InstanceAssembleLoader":
             inputs["weights"] = TINY_WEIGHTS[family]
+        if isinstance(inputs.get("steps"), int):
+            inputs["steps"] = min(inputs["steps"], max_steps)
         width, height = inputs.get("width"), inputs.get("height")
         if isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0:
             scale = min(1.0, max_side / max(width, height))

@@ -60,7 +60,7 @@ export class LayoutCanvas {
     const rect = this.element.getBoundingClientRect()
     const sx = rect.width ? this.element.clientWidth / rect.width : 1
     const sy = rect.height ? this.element.clientHeight / rect.height : 1
-    return viewToImage(this.fit, (e.clientX - rect.left) * sx, (e.clientY - rect.top) * sy)
+    return viewToImage(this.currentFit(), (e.clientX - rect.left) * sx, (e.clientY - rect.top) * sy)
   }
 
   /** Image pixels -> client (page) coordinates; used by tests and tooling. */
@@ -68,7 +68,17 @@ export class LayoutCanvas {
     const rect = this.element.getBoundingClientRect()
     const sx = this.element.clientWidth ? rect.width / this.element.clientWidth : 1
     const sy = this.element.clientHeight ? rect.height / this.element.clientHeight : 1
-    return [rect.left + (this.fit.x + ix * this.fit.scale) * sx, rect.top + (this.fit.y + iy * this.fit.scale) * sy]
+    const fit = this.currentFit()
+    return [rect.left + (fit.x + ix * fit.scale) * sx, rect.top + (fit.y + iy * fit.scale) * sy]
+  }
+
+  /** Where the image frame sits in the canvas now (the canvas may have been resized since the last frame). */
+  currentFit() {
+    const { clientWidth, clientHeight } = this.element
+    if (clientWidth && clientHeight) {
+      this.fit = fitRect(clientWidth, clientHeight, this.model.width, this.model.height, PADDING)
+    }
+    return this.fit
   }
 
   // ----- pointer interaction -----
@@ -80,7 +90,7 @@ export class LayoutCanvas {
     this.onFocusRequest?.()
     const [x, y] = this.eventToImage(e)
     const { model } = this
-    const tolerance = GRAB_PX / this.fit.scale
+    const tolerance = GRAB_PX / this.currentFit().scale
     const selected = model.selectedBox
     const handle = selected && handleAt(selected.bbox, x, y, tolerance)
     if (handle) {
@@ -140,7 +150,7 @@ export class LayoutCanvas {
   updateCursor(e) {
     const [x, y] = this.eventToImage(e)
     const selected = this.model.selectedBox
-    const handle = selected && handleAt(selected.bbox, x, y, GRAB_PX / this.fit.scale)
+    const handle = selected && handleAt(selected.bbox, x, y, GRAB_PX / this.currentFit().scale)
     let cursor = 'crosshair'
     if (handle) cursor = handleCursor(handle)
     else if (pickBox(this.model.boxes.map((b) => b.bbox), x, y) >= 0) cursor = 'move'
@@ -169,8 +179,7 @@ export class LayoutCanvas {
       canvas.height = Math.round(cssH * dpr)
     }
     const { model, ctx } = this
-    const fit = fitRect(cssW, cssH, model.width, model.height, PADDING)
-    this.fit = fit
+    const fit = this.currentFit()
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0)
     ctx.clearRect(0, 0, cssW, cssH)
 

@@ -216,6 +216,11 @@ app.registerExtension({
   nodeCreated(node) {
     if (node.comfyClass !== NODE_CLASS) return
     keepSizeInSync(node)
+    const onRemoved = node.onRemoved
+    node.onRemoved = function (...args) {
+      node[STATE]?.closeDialog?.()
+      return onRemoved?.apply(this, args)
+    }
     // The Vue node renderer of frontend 1.27 shows no DOM widgets; this button works in both renderers.
     const open = node.addWidget('button', 'open layout editor', null, () => openEditorDialog(node),
       { serialize: false, label: 'Open layout editor' })

@@ -63,7 +63,7 @@ export class BoxList {
       className: 'ia-box-row', dataset: { boxId: String(id) }, attrs: { role: 'option' },
       on: { pointerdown: (e) => { if (e.target === element || e.target === swatch) this.model.select(at()) } },
     }, [swatch, category.input, caption.input, remove])
-    return { id, element, swatch, category, caption }
+    return { id, index: -1, element, swatch, category, caption }
   }
 
   render() {
@@ -72,13 +72,20 @@ export class BoxList {
     if (ids.length !== this.rows.length || ids.some((id, i) => this.rows[i].id !== id)) this.rebuild()
     model.boxes.forEach((box, i) => {
       const row = this.rows[i]
-      const colors = boxColors(i)
-      row.swatch.textContent = String(i + 1)
-      row.swatch.style.background = colors.css
-      row.swatch.style.color = colors.text
-      row.swatch.title = `box ${i + 1}: [${box.bbox.join(', ')}]`
+      if (row.index !== i) {
+        // Colour and number follow the position in the drawing order.
+        row.index = i
+        const colors = boxColors(i)
+        row.swatch.textContent = String(i + 1)
+        row.swatch.style.background = colors.css
+        row.swatch.style.color = colors.text
+      }
+      const title = `box ${i + 1}: [${box.bbox.join(', ')}]`
+      if (row.swatch.title !== title) row.swatch.title = title
       row.category.sync()
       row.caption.sync()
+      // The node refuses a box with neither text; flag it while drawing.
+      row.element.classList.toggle('ia-missing-text', !box.category.trim() && !box.caption.trim())
       row.element.classList.toggle('ia-selected', i === model.selected)
       row.element.setAttribute('aria-selected', String(i === model.selected))
     })
@@ -101,8 +108,8 @@ export class BoxList {
   scrollToSelected() {
     const row = this.rows[this.model.selected]
     if (!row) return
-    const list = this.element
-    const top = row.element.offsetTop - list.offsetTop
+    const list = this.element // position: relative, so it is the rows' offsetParent
+    const top = row.element.offsetTop
     const bottom = top + row.element.offsetHeight
     if (top < list.scrollTop) list.scrollTop = top
     else if (bottom > list.scrollTop + list.clientHeight) list.scrollTop = bottom - list.clientHeight

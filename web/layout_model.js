@@ -40,14 +40,17 @@ export function readCanonical(source) {
     }
     return { bbox: b.bbox.map(Number), category: b.category ?? '', caption: b.caption ?? '' }
   })
-  return { width, height, prompt: String(data.prompt ?? ''), boxes }
+  const seed = Number.isInteger(data.seed) ? data.seed : null
+  return { width, height, prompt: String(data.prompt ?? ''), boxes, seed }
 }
 
 export class LayoutModel {
-  constructor({ width = 1024, height = 1024, prompt = '', boxes = [] } = {}) {
+  constructor({ width = 1024, height = 1024, prompt = '', boxes = [], seed = null } = {}) {
     this.width = width
     this.height = height
     this.prompt = prompt
+    /** An imported layout's seed (canonical JSON `seed`); kept and saved, not edited here. */
+    this.seed = seed
     this.boxes = boxes.map((b) => makeBox(b.bbox, b.category, b.caption))
     /** Index of the selected box, or -1. */
     this.selected = -1
@@ -65,7 +68,7 @@ export class LayoutModel {
   // ----- saved form -----
 
   toObject() {
-    return {
+    const data = {
       format: LAYOUT_FORMAT,
       version: LAYOUT_VERSION,
       width: this.width,
@@ -73,6 +76,8 @@ export class LayoutModel {
       prompt: this.prompt,
       boxes: this.boxes.map((b) => ({ bbox: [...b.bbox], category: b.category, caption: b.caption })),
     }
+    if (this.seed !== null) data.seed = this.seed
+    return data
   }
 
   toJSON() {
@@ -86,6 +91,7 @@ export class LayoutModel {
       this.width = data.width
       this.height = data.height
       this.prompt = data.prompt
+      this.seed = data.seed
       this.boxes = data.boxes.map((b) => makeBox(b.bbox, b.category, b.caption))
       this.selected = -1
     }
@@ -123,6 +129,7 @@ export class LayoutModel {
       width: this.width,
       height: this.height,
       prompt: this.prompt,
+      seed: this.seed,
       boxes: this.boxes.map((b) => ({ ...b, bbox: [...b.bbox] })),
       selected: this.selected,
     }
@@ -132,12 +139,13 @@ export class LayoutModel {
     this.width = s.width
     this.height = s.height
     this.prompt = s.prompt
+    this.seed = s.seed
     this.boxes = s.boxes.map((b) => ({ ...b, bbox: [...b.bbox] }))
     this.selected = Math.min(s.selected, this.boxes.length - 1)
   }
 
   static sameDocument(a, b) {
-    return a.width === b.width && a.height === b.height && a.prompt === b.prompt &&
+    return a.width === b.width && a.height === b.height && a.prompt === b.prompt && a.seed === b.seed &&
       a.boxes.length === b.boxes.length &&
       a.boxes.every((x, i) => {
         const y = b.boxes[i]

@@ -23,6 +23,9 @@ export const SHORTCUTS = [
 
 const TEXT_EDITING_KEYS = new Set(['z', 'y', 'a', 'c', 'v', 'x'])
 
+const isTextField = (node) =>
+  (node?.tagName === 'INPUT' && node.type === 'text' && !node.readOnly) || node?.tagName === 'TEXTAREA'
+
 export class LayoutEditor {
   /**
    * @param {import('./layout_model.js').LayoutModel} model
@@ -64,53 +67,8 @@ export class LayoutEditor {
 
     this.snapBox = el('input', { type: 'checkbox', className: 'ia-snap', checked: this.snapSetting.get() })
     this.snapBox.addEventListener('change', () => this.setSnap(this.snapBox.checked))
-
-    this.undoButton = button('↶', 'Undo (Ctrl+Z)', () => model.undo(), 'ia-undo')
-    this.redoButton = button('↷', 'Redo (Ctrl+Shift+Z)', () => model.redo(), 'ia-redo')
-    this.deleteButton = button('Delete', 'Delete the selected box (Del)', () => model.removeBox(), 'ia-delete')
-    this.duplicateButton = button('Duplicate', 'Duplicate the selected box (Ctrl+D)', () => model.duplicateBox(), 'ia-duplicate')
-    this.forwardButton = button('▲', 'Bring forward (])', () => model.reorder(model.selected, 'up'), 'ia-forward')
-    this.backwardButton = button('▼', 'Send backward ([)', () => model.reorder(model.selected, 'down'), 'ia-backward')
-    const help = el('span', {
-      className: 'ia-help', text: '?', tabIndex: 0,
-      title: SHORTCUTS.map(([keys, what]) => `${keys}: ${what}`).join('\n'),
-      attrs: { 'aria-label': 'keyboard shortcuts' },
-    })
-    this.status = el('span', { className: 'ia-status' })
-    this.clearBackgroundButton = button('No image', 'Remove the background image', () => {
-      this.setBackground(null)
-      onBackgroundCleared?.()
-    }, 'ia-clear-bg')
-    this.clearBackgroundButton.hidden = true
-
-    const toolbar = el('div', { className: 'ia-toolbar' }, [
-      this.undoButton, this.redoButton,
-      el('span', { className: 'ia-sep' }),
-      this.duplicateButton, this.deleteButton, this.forwardButton, this.backwardButton,
-      el('span', { className: 'ia-sep' }),
-      el('label', { className: 'ia-snap-label', title: 'Snap to the 16 px token grid (G)' }, [this.snapBox, el('span', { text: 'snap 16' })]),
-      button('JSON', 'Import / export the layout as JSON', () => this.toggleIO(), 'ia-json-toggle'),
-      this.clearBackgroundButton,
-      onExpand ? button('⤢', 'Open in a large editor', () => onExpand(), 'ia-expand') : null,
-      help,
-      this.status,
-    ])
-
-    // import / export panel
-    this.jsonText = el('textarea', {
-      className: 'ia-json', rows: 6, spellcheck: false,
-      placeholder: 'Paste a layout here: official InstanceAssemble demo JSON, a DenseLayout record, COCO, or canonical JSON.',
-      attrs: { 'aria-label': 'layout JSON' },
-    })
-    this.ioMessage = el('div', { className: 'ia-io-message', attrs: { role: 'status' } })
-    this.io = el('div', { className: 'ia-io', hidden: true }, [
-      this.jsonText,
-      el('div', { className: 'ia-io-buttons' }, [
-        button('Import', 'Replace the layout with the pasted JSON', () => this.runImport(), 'ia-import'),
-        button('Export', 'Show the layout as canonical JSON and copy it', () => this.runExport(), 'ia-export'),
-        this.ioMessage,
-      ]),
-    ])
+    const toolbar = this.buildToolbar({ onExpand, onBackgroundCleared })
+    this.io = this.buildImportExport()
 
     const canvasWrap = el('div', { className: 'ia-canvas-wrap' }, [this.focusSink, this.canvas.element])
     this.element = el('div', { className: 'ia-layout-editor' }, [
@@ -122,9 +80,12 @@ export class LayoutEditor {
       this.io,
     ])
     this.element.addEventListener('keydown', (e) => this.onKeyDown(e))
-    // After a button click, keyboard shortcuts should act on the layout again, not on the button.
+    // After a button click, keyboard shortcuts should act on the layout again, not on the button
+    // (unless the button moved focus to a text field itself, like "JSON").
     this.element.addEventListener('click', (e) => {
-      if (e.target.closest('button, .ia-swatch')) this.focusSink.focus({ preventScroll: true })
+      if (e.target.closest('button, .ia-swatch') && !isTextField(document.activeElement)) {
+        this.focusSink.focus({ preventScroll: true })
+      }
     })
     canvasWrap.addEventListener('dragover', (e) => this.onDragOver(e))
     canvasWrap.addEventListener('drop', (e) => this.onDrop(e))
@@ -132,6 +93,57 @@ export class LayoutEditor {
 
     this.unsubscribe = model.onChange(() => this.refresh())
     this.refresh()
+  }
+
+  buildToolbar({ onExpand, onBackgroundCleared }) {
+    const { model } = this
+    this.undoButton = button('↶', 'Undo (Ctrl+Z)', () => model.undo(), 'ia-undo')
+    this.redoButton = button('↷', 'Redo (Ctrl+Shift+Z)', () => model.redo(), 'ia-redo')
+    this.deleteButton = button('Delete', 'Delete the selected box (Del)', () => model.removeBox(), 'ia-delete')
+    this.duplicateButton = button('Duplicate', 'Duplicate the selected box (Ctrl+D)', () => model.duplicateBox(), 'ia-duplicate')
+    this.forwardButton = button('▲', 'Bring forward (])', () => model.reorder(model.selected, 'up'), 'ia-forward')
+    this.backwardButton = button('▼', 'Send backward ([)', () => model.reorder(model.selected, 'down'), 'ia-backward')
+    this.clearBackgroundButton = button('No image', 'Remove the background image', () => {
+      this.setBackground(null)
+      onBackgroundCleared?.()
+    }, 'ia-clear-bg')
+    this.clearBackgroundButton.hidden = true
+    this.status = el('span', { className: 'ia-status' })
+    const help = el('span', {
+      className: 'ia-help', text: '?',
+      title: SHORTCUTS.map(([keys, what]) => `${keys}: ${what}`).join('\n'),
+      attrs: { 'aria-label': 'keyboard shortcuts' },
+    })
+    return el('div', { className: 'ia-toolbar' }, [
+      this.undoButton, this.redoButton,
+      el('span', { className: 'ia-sep' }),
+      this.duplicateButton, this.deleteButton, this.forwardButton, this.backwardButton,
+      el('span', { className: 'ia-sep' }),
+      el('label', { className: 'ia-snap-label', title: 'Snap to the 16 px token grid (G)' },
+        [this.snapBox, el('span', { text: 'snap 16' })]),
+      button('JSON', 'Import / export the layout as JSON', () => this.toggleIO(), 'ia-json-toggle'),
+      this.clearBackgroundButton,
+      onExpand ? button('⤢', 'Open in a large editor', () => onExpand(), 'ia-expand') : null,
+      help,
+      this.status,
+    ])
+  }
+
+  buildImportExport() {
+    this.jsonText = el('textarea', {
+      className: 'ia-json', rows: 6, spellcheck: false,
+      placeholder: 'Paste a layout here: official InstanceAssemble demo JSON, a DenseLayout record, COCO, or canonical JSON.',
+      attrs: { 'aria-label': 'layout JSON' },
+    })
+    this.ioMessage = el('div', { className: 'ia-io-message', attrs: { role: 'status' } })
+    return el('div', { className: 'ia-io', hidden: true }, [
+      this.jsonText,
+      el('div', { className: 'ia-io-buttons' }, [
+        button('Import', 'Replace the layout with the pasted JSON', () => this.runImport(), 'ia-import'),
+        button('Export', 'Show the layout as canonical JSON and copy it', () => this.runExport(), 'ia-export'),
+        this.ioMessage,
+      ]),
+    ])
   }
 
   dispose() {
@@ -169,8 +181,7 @@ export class LayoutEditor {
 
   onKeyDown(e) {
     const target = e.target
-    const typing = target !== this.focusSink &&
-      ((target.tagName === 'INPUT' && target.type === 'text') || target.tagName === 'TEXTAREA')
+    const typing = isTextField(target)
     const mod = e.ctrlKey || e.metaKey
     const key = e.key.length === 1 ? e.key.toLowerCase() : e.key
     if (typing) {

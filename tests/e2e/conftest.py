@@ -13,7 +13,6 @@ Artifacts (screenshots, the server log) go to ``.artifacts/e2e/`` (git-ignored).
 """
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -26,10 +25,10 @@ import pytest
 
 from tools.comfyui_path import require_comfyui
 
-ROOT = Path(__file__).resolve().parents[2]
 E2E_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(E2E_DIR))  # editor_page.py
-ARTIFACTS = ROOT / ".artifacts" / "e2e"
+
+from editor_page import ARTIFACTS, ROOT  # noqa: E402
 PACK_FOLDER = "ComfyUI-InstanceAssemble"
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

@@ -1,5 +1,9 @@
 """Helpers that drive the layout editor widget in the real ComfyUI frontend (used by the e2e tests)."""
 import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / ".artifacts" / "e2e"  # screenshots and the server log (git-ignored)
 
 NODE = "InstanceAssembleLayoutEditor"
 

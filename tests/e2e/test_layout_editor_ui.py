@@ -7,8 +7,7 @@ import time
 
 from PIL import Image, ImageDraw
 
-from conftest import ARTIFACTS, ROOT
-from editor_page import EditorPage
+from editor_page import ARTIFACTS, ROOT, EditorPage
 
 XSS = "<img src=x onerror=alert(1)>"
 DRAWN = [(100, 100, 400, 400), (500, 150, 900, 500), (200, 600, 700, 900)]
@@ -194,6 +193,8 @@ def test_queued_graph_reaches_server_and_sets_background(page, comfy_server):
     assert image["filename"] not in background
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.js("() => { document.activeElement?.blur(); window.__ia.state().model.select(1) }")
+    page.page.wait_for_timeout(100)  # one frame for the canvas to redraw
     shot = page.screenshot("editor.png", ed.editor)
     if not DOCS_SCREENSHOT.exists() or os.environ.get("UPDATE_DOCS_SCREENSHOT"):
         DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)

@@ -80,3 +80,13 @@ def test_editor_layout_drawn_by_the_server(comfy_server, pack):
     assert pixels.getpixel((32, 80)) == color(0) and pixels.getpixel((127, 80)) == color(0)
     assert pixels.getpixel((160, 80)) == color(1) and pixels.getpixel((239, 80)) == color(1)
     assert pixels.getpixel((80, 80)) == (0, 0, 0) and pixels.getpixel((250, 5)) == (0, 0, 0)
+
+
+def test_editor_node_accepts_other_formats_through_the_api(comfy_server):
+    prompt = {
+        "1": {"class_type": EDITOR, "inputs": {"width": 512, "height": 256, "layout": json.dumps(DEMO)}},
+        "2": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 32, "batch_size": 1, "color": 0}},
+        "3": {"class_type": "InstanceAssembleDrawLayout", "inputs": {"image": ["2", 0], "layout": ["1", 0]}},
+        "4": {"class_type": "PreviewImage", "inputs": {"images": ["3", 0]}},
+    }
+    comfy_server.run(prompt)

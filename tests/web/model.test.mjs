@@ -26,7 +26,13 @@ describe('canonical JSON', () => {
 
   it('has an empty default', () => {
     const empty = readCanonical(emptyLayoutJSON())
-    assert.deepEqual(empty, { width: 1024, height: 1024, prompt: '', boxes: [] })
+    assert.deepEqual(empty, { width: 1024, height: 1024, prompt: '', boxes: [], seed: null })
+  })
+
+  it('keeps an imported seed', () => {
+    const model = LayoutModel.fromJSON({ ...JSON.parse(emptyLayoutJSON()), seed: 42 })
+    assert.equal(JSON.parse(model.toJSON()).seed, 42)
+    assert.ok(!('seed' in JSON.parse(sample().toJSON())))
   })
 
   it('rejects other formats (they go through the server parser)', () => {

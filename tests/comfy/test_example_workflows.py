@@ -1,0 +1,96 @@
+"""The example workflows: consistent graphs of existing nodes with the documented settings, and each one runs end to
+end on tiny models through ComfyUI's own validation and executor (the headless runner's ``execute``)."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import nodes as comfy_nodes
+from tools import run
+from tools.tiny_models import install_tiny_models, tiny_prompt
+
+EXAMPLES = sorted(run.EXAMPLES.glob("*.json"))
+# example → (sampler steps, cfg, FluxGuidance or None)
+SETTINGS = {
+    "flux1_dev": (28, 1.0, 3.5),
+    "flux1_schnell": (4, 1.0, None),
+    "sd3_medium": (50, 7.0, None),
+    "flux1_dev_style_lora": (28, 1.0, 3.5),
+    "flux1_dev_dense_layout_editor": (28, 1.0, 3.5),
+}
+
+
+@pytest.fixture(scope="module")
+def node_classes(pack, tmp_path_factory):
+    """ComfyUI's built-in nodes, this pack's nodes, and the tiny models with their stand-in loaders."""
+    run.load_nodes()
+    install_tiny_models(tmp_path_factory.mktemp("tiny_models"))
+    return comfy_nodes.NODE_CLASS_MAPPINGS
+
+
+def load(path):
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def nodes_of(workflow, class_type):
+    return [node for node in workflow["nodes"] if node["type"] == class_type]
+
+
+def test_examples_cover_every_model_a_style_lora_and_a_dense_editor_layout():
+    assert {path.stem for path in EXAMPLES} == set(SETTINGS)
+    assert set(run.MODEL_WORKFLOWS.values()) <= {path.name for path in EXAMPLES}
+    assert nodes_of(load(run.EXAMPLES / "flux1_dev_style_lora.json"), "LoraLoaderModelOnly")
+    editor = nodes_of(load(run.EXAMPLES / "flux1_dev_dense_layout_editor.json"), "InstanceAssembleLayoutEditor")
+    width, height, layout = editor[0]["widgets_values"]
+    canonical = json.loads(layout)
+    assert canonical["format"] == "instanceassemble.layout" and canonical["version"] == 1
+    assert (canonical["width"], canonical["height"]) == (width, height)
+    assert len(canonical["boxes"]) >= 20
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.stem)
+def test_example_is_a_consistent_graph_of_known_nodes(node_classes, path):
+    workflow = load(path)
+    by_id = {node["id"]: node for node in workflow["nodes"]}
+    assert len(by_id) == len(workflow["nodes"]) and workflow["last_node_id"] >= max(by_id)
+    assert workflow["last_link_id"] >= max(link[0] for link in workflow["links"])
+    for node in workflow["nodes"]:
+        assert node["type"] in node_classes, node["type"]
+    for link_id, origin, origin_slot, target, target_slot, kind in workflow["links"]:
+        output = by_id[origin]["outputs"][origin_slot]
+        target_input = by_id[target]["inputs"][target_slot]
+        assert link_id in output["links"] and output["type"] == kind
+        assert target_input["link"] == link_id and target_input["type"] == kind
+        spec = {**(types := node_classes[by_id[target]["type"]].INPUT_TYPES()).get("required", {}),
+                **types.get("optional", {})}[target_input["name"]]
+        assert spec[0] == kind, (path.stem, target_input["name"], spec[0], kind)
+    linked = {link[0] for link in workflow["links"]}
+    for node in workflow["nodes"]:
+        assert {i["link"] for i in node["inputs"] if i["link"] is not None} <= linked
+        assert {link for o in node["outputs"] for link in o["links"]} <= linked
+    with Image.open(path.with_suffix(".jpg")) as thumbnail:
+        assert thumbnail.format == "JPEG" and thumbnail.width >= 256
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.stem)
+def test_example_has_the_documented_settings(node_classes, path):
+    prompt = run.load_graph(path)
+    steps, cfg, guidance = SETTINGS[path.stem]
+    by_class = {node["class_type"]: node["inputs"] for node in prompt.values()}
+    assert (by_class["KSampler"]["steps"], by_class["KSampler"]["cfg"]) == (steps, cfg)
+    assert by_class.get("FluxGuidance", {}).get("guidance") == guidance
+    assert (by_class["InstanceAssembleApply"]["layout_scale"], by_class["InstanceAssembleApply"]["grounding_ratio"]) \
+        == (1.0, 0.3)
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.stem)
+def test_example_runs_on_tiny_models(node_classes, path, tmp_path):
+    written = run.execute(tiny_prompt(run.load_graph(path)), tmp_path, path.stem)
+
+    assert [p.name for p in written["image"]] == [f"{path.stem}.png"]
+    assert [p.name for p in written["layout"]] == [f"{path.stem}_layout.png"]
+    image = np.asarray(Image.open(written["image"][0]).convert("RGB"))
+    overlay = np.asarray(Image.open(written["layout"][0]).convert("RGB"))
+    assert image.shape == overlay.shape and max(image.shape[:2]) == 256
+    assert (image != overlay).any(axis=-1).mean() > 0.01  # the boxes are drawn
