@@ -44,6 +44,9 @@ def import_comfyui(cpu: bool = True) -> Path:
     from comfy.cli_args import args
     if cpu:
         args.cpu = True
+    # As ComfyUI's main.py does: its `utils` package first, before nodes.py puts comfy/ (with comfy/utils.py) on
+    # sys.path; otherwise `server` and the comfy_extras that import it fail.
+    import utils.extra_config  # noqa: F401
     return root
 
 

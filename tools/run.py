@@ -99,8 +99,6 @@ def _widget_slots(cls) -> list[tuple[str, int, bool]]:
 def _widget_values(node: dict, cls) -> dict:
     values = node.get("widgets_values") or []
     slots = _widget_slots(cls)
-    if isinstance(values, dict):  # some nodes save {name: value}
-        return {name: values[name] for name, _, _ in slots if name in values}
     inputs, position = {}, 0
     for name, count, optional in slots:
         if position >= len(values) and optional:
@@ -116,17 +114,6 @@ def _widget_values(node: dict, cls) -> dict:
     return inputs
 
 
-def _link_table(workflow: dict) -> dict:
-    """link id → (origin id, origin slot, type); links are lists (schema 0.4) or objects (schema 1)."""
-    table = {}
-    for link in workflow.get("links", []):
-        if isinstance(link, dict):
-            table[link["id"]] = (link["origin_id"], link["origin_slot"], link["type"])
-        else:
-            table[link[0]] = (link[1], link[2], link[5])
-    return table
-
-
 def workflow_to_prompt(workflow: dict) -> dict:
     """Convert a workflow saved by the ComfyUI frontend into an API prompt, as the frontend's graphToPrompt does:
     notes dropped, reroutes and bypassed nodes linked through, muted nodes and their links removed, values of
@@ -135,7 +122,7 @@ def workflow_to_prompt(workflow: dict) -> dict:
         raise RunError("this workflow contains subgraphs; unpack them in ComfyUI (right click > Unpack Subgraph) or "
                        "use Workflow > Export (API) and run the exported file.")
     by_id = {node["id"]: node for node in workflow["nodes"]}
-    links = _link_table(workflow)
+    links = {link_id: (origin, slot, kind) for link_id, origin, slot, _, _, kind in workflow.get("links", [])}
 
     def source(link_id):
         """(origin id, slot) of a link after reroutes and bypassed nodes; PRIMITIVE, or None when muted/dangling."""
@@ -177,11 +164,16 @@ def workflow_to_prompt(workflow: dict) -> dict:
 
 # ---- graphs ----------------------------------------------------------------------------------------------------
 
+def _read_text(path: Path) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise RunError(f"{path}: {error.strerror}.") from None
+
+
 def read_json(path: Path):
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RunError(f"{path}: no such file.") from None
+        return json.loads(_read_text(path))
     except ValueError as error:
         raise RunError(f"{path}: not valid JSON ({error}).") from None
 
@@ -208,7 +200,7 @@ def layout_graph(layout_path: Path, model: str) -> dict:
     import nodes
 
     prompt = load_graph(EXAMPLES / MODEL_WORKFLOWS[model])
-    text = Path(layout_path).read_text(encoding="utf-8")
+    text = _read_text(layout_path)
     try:
         layout = nodes.NODE_CLASS_MAPPINGS["InstanceAssembleLayoutFromJSON"]().parse(text)[0]
     except ValueError as error:
@@ -239,23 +231,19 @@ def _ancestors(prompt: dict, node_id: str) -> set[str]:
     return seen
 
 
-def _image_outputs(prompt: dict) -> list[str]:
-    return [node_id for node_id, node in prompt.items() if node["class_type"] in ("SaveImage", "PreviewImage")]
-
-
 def ensure_overlay(prompt: dict) -> None:
-    """Add InstanceAssembleDrawLayout → PreviewImage when the graph has a layout but draws none."""
-    import nodes
-
+    """Add InstanceAssembleDrawLayout → PreviewImage when the graph has a layout and saved images but draws no
+    boxes: the boxes go over the images of the first SaveImage / PreviewImage."""
     if any(node["class_type"] == OVERLAY_NODE for node in prompt.values()):
         return
-    layout = next(([node_id, returns.index("LAYOUT")] for node_id, node in prompt.items()
-                   if "LAYOUT" in (returns := getattr(nodes.NODE_CLASS_MAPPINGS.get(node["class_type"]),
-                                                      "RETURN_TYPES", ()))), None)
-    images = [prompt[node_id]["inputs"].get("images") for node_id in _image_outputs(prompt)]
-    if layout and images and isinstance(images[0], list):
+    returns = {node_id: node_class(node["class_type"], f"node #{node_id}").RETURN_TYPES
+               for node_id, node in prompt.items()}
+    layouts = [[node_id, list(types).index("LAYOUT")] for node_id, types in returns.items() if "LAYOUT" in types]
+    images = [node["inputs"].get("images") for node in prompt.values()
+              if node["class_type"] in ("SaveImage", "PreviewImage")]
+    if layouts and images and isinstance(images[0], list):
         prompt["instanceassemble_overlay"] = {"class_type": OVERLAY_NODE,
-                                              "inputs": {"image": images[0], "layout": layout}}
+                                              "inputs": {"image": images[0], "layout": layouts[0]}}
         prompt["instanceassemble_overlay_preview"] = {"class_type": "PreviewImage",
                                                       "inputs": {"images": ["instanceassemble_overlay", 0]}}
 
@@ -271,7 +259,8 @@ def check_model_files(prompt: dict) -> None:
             choices = node_class(node["class_type"], f"node #{node_id}").INPUT_TYPES()["required"][name][0]
             if not isinstance(value, str) or value in choices:
                 continue
-            target = Path(folder_paths.get_folder_paths(folder)[0])
+            paths = folder_paths.get_folder_paths(folder)  # e.g. models/unet (legacy) before models/diffusion_models
+            target = Path(next((p for p in paths if Path(p).name == folder), paths[0]))
             if folder == "instanceassemble":
                 missing.append(f"{value} not found: download the '{value}' folder (pytorch_lora_weights.safetensors"
                                f" + layout.pth) from {WEIGHTS_URL} and put it in {target / value}{os.sep}")
@@ -329,11 +318,9 @@ def _error_text(messages: list) -> str:
 
 
 def _validation_text(error: dict, node_errors: dict, prompt: dict) -> str:
-    lines = [f"{error.get('message', 'invalid graph')} {error.get('details', '')}".strip()]
-    for node_id, info in node_errors.items():
-        for item in info.get("errors", []):
-            lines.append(f"  {prompt[node_id]['class_type']} (node #{node_id}): {item['message']}: {item['details']}")
-    return "ComfyUI refused the graph: " + "\n".join(lines)
+    lines = [f"{prompt[node_id]['class_type']} (node #{node_id}): {item['message']}: {item['details']}"
+             for node_id, info in node_errors.items() for item in info.get("errors", [])]
+    return "ComfyUI refused the graph:\n  " + "\n  ".join(lines or [f"{error['message']} {error['details']}".strip()])
 
 
 def execute(prompt: dict, out_dir: Path, name: str) -> dict[str, list[Path]]:
@@ -384,7 +371,7 @@ def _collect_images(prompt, ui_outputs, scratch: Path, out_dir: Path, name: str)
         stem = name if kind == "image" else f"{name}_layout"
         written[kind] = []
         for index, file in enumerate(sorted(files)):
-            target = out_dir / (f"{stem}{Path(file).suffix}" if len(files) == 1 else f"{stem}_{index + 1}.png")
+            target = out_dir / f"{stem if len(files) == 1 else f'{stem}_{index + 1}'}{file.suffix}"
             shutil.copyfile(file, target)
             written[kind].append(target)
     return written
@@ -398,12 +385,13 @@ def _parse_args(argv):
     parser.add_argument("--layout", type=Path, help="a layout JSON (official demo format, COCO, DenseLayout or the "
                                                     "editor's) to run on the example workflow of --model")
     parser.add_argument("--model", choices=sorted(MODEL_WORKFLOWS), default="flux-dev",
-                        help="base model for --layout (default flux-dev)")
+                        help="base model of --layout, and of --tiny without a workflow (default flux-dev)")
     parser.add_argument("--tiny", action="store_true",
                         help="run on tiny random-weight models (no downloads, CPU, small image): a smoke test")
     parser.add_argument("--out", type=Path, help="output folder (default: ComfyUI's output/instanceassemble/)")
     parser.add_argument("--seed", type=int, help="seed for every sampler of the graph")
-    parser.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is available")
+    parser.add_argument("--cpu", action="store_true",
+                        help="run on the CPU even when a GPU is available (without a GPU it always does)")
     parser.add_argument("--custom-nodes", action="store_true",
                         help="also load every custom node pack in ComfyUI/custom_nodes/")
     parser.add_argument("-v", "--verbose", action="store_true", help="show ComfyUI's log and error tracebacks")
@@ -422,8 +410,18 @@ def _build_prompt(args) -> tuple[dict, str]:
     return load_graph(graph), graph.stem
 
 
+def _accelerator_available() -> bool:
+    import torch
+
+    xpu = getattr(torch, "xpu", None)
+    return torch.cuda.is_available() or torch.backends.mps.is_available() or bool(xpu and xpu.is_available())
+
+
 def run(args) -> dict[str, list[Path]]:
-    import_comfyui(cpu=args.cpu or args.tiny)
+    cpu = args.cpu or args.tiny or not _accelerator_available()
+    if cpu and not (args.cpu or args.tiny):
+        print("no GPU found: running on the CPU", file=sys.stderr)
+    import_comfyui(cpu=cpu)
     import folder_paths
 
     if not args.verbose:  # optional comfy_extras that fail to import (e.g. without torchaudio) log tracebacks
@@ -438,7 +436,10 @@ def run(args) -> dict[str, list[Path]]:
     if not args.tiny:
         return execute(prompt, out_dir, name)
 
+    import torch
     from tools.tiny_models import install_tiny_models, tiny_prompt
+
+    torch.set_num_threads(1)  # tiny matrices gain nothing from threads, and busy cores make idle threads spin
     with tempfile.TemporaryDirectory(prefix="instanceassemble_tiny_models_") as models_dir:
         install_tiny_models(models_dir)
         return execute(tiny_prompt(prompt), out_dir, f"{name}_tiny")

@@ -12,10 +12,11 @@ from a tiny file are swapped (its model detection knows only full-size Flux and 
 and InstanceAssembleLoader load real tiny files through their own code.
 """
 import copy
-import sys
 from pathlib import Path
 
 import torch
+
+from . import official_weights
 
 FLUX_TINY = dict(image_model="flux", in_channels=16, out_channels=16, vec_in_dim=64, context_in_dim=48,
                  hidden_size=64, mlp_ratio=4.0, num_heads=2, depth=4, depth_single_blocks=2,
@@ -128,8 +129,8 @@ def tiny_sd3_state_dict(depth=SD3_TINY_DEPTH, ctx=4096, adm=128, pos_embed_max=N
     return sd
 
 
-def tiny_flux_patcher(cfg=FLUX_TINY, state_dict=None):
-    """fp32 ComfyUI Flux (dev, or schnell when ``guidance_embed`` is False) built from an explicit unet config:
+def tiny_flux_patcher(cfg=FLUX_TINY, state_dict=None, dtype=torch.float32):
+    """ComfyUI Flux (dev, or schnell when ``guidance_embed`` is False) built from an explicit unet config:
     ComfyUI's model detection only knows the full-size Flux."""
     import comfy.model_management as mm
     import comfy.model_patcher
@@ -137,7 +138,7 @@ def tiny_flux_patcher(cfg=FLUX_TINY, state_dict=None):
 
     model_class = comfy.supported_models.Flux if cfg["guidance_embed"] else comfy.supported_models.FluxSchnell
     model_config = model_class(dict(cfg))
-    model_config.set_inference_dtype(torch.float32, None)
+    model_config.set_inference_dtype(dtype, None)
     model = model_config.get_model({})
     sd = tiny_flux_state_dict(cfg) if state_dict is None else state_dict
     model.diffusion_model.load_state_dict(sd, strict=True)
@@ -217,27 +218,17 @@ def tiny_flux_style_lora_state_dict(cfg=FLUX_TINY, rank=4, seed=5):
     return lora
 
 
-def _official_weights_module():
-    """``tests/support/official_weights.py``: synthetic weights in the official file layout (pure torch)."""
-    support = str(Path(__file__).resolve().parent.parent / "tests" / "support")
-    if support not in sys.path:
-        sys.path.append(support)
-    import official_weights
-    return official_weights
-
-
 def write_tiny_weights(folder, family: str):
     """InstanceAssemble weights for the tiny Flux / SD3, written as the official folder pair."""
-    official = _official_weights_module()
     if family == "flux":
-        lora_sd, layout_sd = official.make_official_weights(
+        lora_sd, layout_sd = official_weights.make_official_weights(
             "flux", FLUX_TINY["hidden_size"], TINY_TEXT_ENCODERS["clip_l_model_config"]["hidden_size"],
             FLUX_TINY["depth"], FLUX_TINY["depth_single_blocks"], seed=11)
     else:
         pooled = sum(TINY_TEXT_ENCODERS[f"clip_{c}_model_config"]["projection_dim"] for c in ("l", "g"))
-        lora_sd, layout_sd = official.make_official_weights("sd3", 64 * SD3_TINY_DEPTH, pooled, SD3_TINY_DEPTH,
+        lora_sd, layout_sd = official_weights.make_official_weights("sd3", 64 * SD3_TINY_DEPTH, pooled, SD3_TINY_DEPTH,
                                                             seed=12)
-    return official.write_official_folder(folder, lora_sd, layout_sd)
+    return official_weights.write_official_folder(folder, lora_sd, layout_sd)
 
 
 # ---- stand-in loader nodes -------------------------------------------------------------------------------------

@@ -1,13 +1,16 @@
 """The example workflows: consistent graphs of existing nodes with the documented settings, and each one runs end to
-end on tiny models through ComfyUI's own validation and executor (the headless runner's ``execute``)."""
+end on tiny models through ComfyUI's own validation and executor (the headless runner's ``execute``). Also the help
+pages the frontend shows for the pack's nodes (``web/docs/<node>.md``, fetched from /extensions/<pack>/docs/)."""
 import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import nodes as comfy_nodes
 from tools import run
+from tools.comfyui_path import PACK_ROOT
 from tools.tiny_models import install_tiny_models, tiny_prompt
 
 EXAMPLES = sorted(run.EXAMPLES.glob("*.json"))
@@ -23,10 +26,14 @@ SETTINGS = {
 
 @pytest.fixture(scope="module")
 def node_classes(pack, tmp_path_factory):
-    """ComfyUI's built-in nodes, this pack's nodes, and the tiny models with their stand-in loaders."""
+    """ComfyUI's built-in nodes, this pack's nodes, and the tiny models with their stand-in loaders; one torch thread
+    while the tiny graphs run, as in the runner's --tiny mode."""
     run.load_nodes()
     install_tiny_models(tmp_path_factory.mktemp("tiny_models"))
-    return comfy_nodes.NODE_CLASS_MAPPINGS
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield comfy_nodes.NODE_CLASS_MAPPINGS
+    torch.set_num_threads(threads)
 
 
 def load(path):
@@ -94,3 +101,12 @@ def test_example_runs_on_tiny_models(node_classes, path, tmp_path):
     overlay = np.asarray(Image.open(written["layout"][0]).convert("RGB"))
     assert image.shape == overlay.shape and max(image.shape[:2]) == 256
     assert (image != overlay).any(axis=-1).mean() > 0.01  # the boxes are drawn
+
+
+def test_every_pack_node_has_a_help_page_naming_its_inputs_and_outputs(pack):
+    for name, cls in pack.NODE_CLASS_MAPPINGS.items():
+        page = (PACK_ROOT / "web" / "docs" / f"{name}.md").read_text(encoding="utf-8")
+        input_types = cls.INPUT_TYPES()
+        names = [*input_types["required"], *input_types.get("optional", {}), *getattr(cls, "RETURN_NAMES", ())]
+        for field in names + list(cls.RETURN_TYPES):
+            assert f"| {field} |" in page, (name, field)

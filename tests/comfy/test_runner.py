@@ -66,7 +66,7 @@ def test_layout_file_runs_on_the_example_of_the_chosen_model(node_classes, tmp_p
     by_class = {node["class_type"]: node["inputs"] for node in prompt.values()}
     assert json.loads(by_class["InstanceAssembleLayoutFromJSON"]["json"]) == layout
     assert (by_class["InstanceAssembleLayoutFromJSON"]["width"],
-            by_class["InstanceAssembleLayoutFromJSON"]["height"]) == (1504, 1008)
+            by_class["InstanceAssembleLayoutFromJSON"]["height"]) == (1504, 992)
     assert by_class["KSampler"]["seed"] == 7 and by_class["KSampler"]["steps"] == 50
     assert by_class["CheckpointLoaderSimple"]["ckpt_name"] == "sd3_medium_incl_clips.safetensors"
 
@@ -76,7 +76,8 @@ def test_frontend_only_nodes_convert_like_the_frontend(node_classes):
     and a muted node (its link dropped)."""
     def node(id_, type_, widgets=(), inputs=(), outputs=(), mode=0):
         return {"id": id_, "type": type_, "mode": mode, "widgets_values": list(widgets),
-                "inputs": [dict(name=n, type=t, link=link, **extra) for n, t, link, *extra in inputs],
+                "inputs": [dict(name=n, type=t, link=link, **(extra[0] if extra else {}))
+                           for n, t, link, *extra in inputs],
                 "outputs": [{"name": t, "type": t, "links": links} for t, links in outputs]}
 
     workflow = {"nodes": [
@@ -97,10 +98,43 @@ def test_frontend_only_nodes_convert_like_the_frontend(node_classes):
                                      "scheduler": "simple", "denoise": 1.0}
 
 
-def test_widget_values_of_another_node_version_are_refused(node_classes):
+def test_workflows_it_cannot_convert_are_refused_with_the_way_out(node_classes):
     workflow = {"nodes": [{"id": 1, "type": "VAELoader", "widgets_values": ["ae.safetensors", "extra"]}], "links": []}
-    with pytest.raises(run.RunError, match=r"node #1 \(VAELoader\): its 2 saved widget values"):
+    with pytest.raises(run.RunError, match=r"node #1 \(VAELoader\): its 2 saved widget values.*Export \(API\)"):
         run.workflow_to_prompt(workflow)
+    with pytest.raises(run.RunError, match=r"subgraphs.*Export \(API\)"):
+        run.workflow_to_prompt({**workflow, "definitions": {"subgraphs": [{"id": "a"}]}})
+    with pytest.raises(run.RunError, match="unknown node type 'SomePackNode'.*--custom-nodes"):
+        run.workflow_to_prompt({"nodes": [{"id": 1, "type": "SomePackNode"}], "links": []})
+
+
+def test_an_overlay_is_added_where_the_graph_draws_no_boxes(node_classes):
+    prompt = run.load_graph(run.EXAMPLES / "sd3_medium.json")
+    by_class = {node["class_type"]: node_id for node_id, node in prompt.items()}
+    for class_type in ("InstanceAssembleDrawLayout", "PreviewImage"):
+        del prompt[by_class[class_type]]
+
+    run.ensure_overlay(prompt)
+    assert prompt["instanceassemble_overlay"]["inputs"] == {
+        "image": prompt[by_class["SaveImage"]]["inputs"]["images"],
+        "layout": [by_class["InstanceAssembleLayoutFromJSON"], 0]}
+    assert prompt["instanceassemble_overlay_preview"]["inputs"] == {"images": ["instanceassemble_overlay", 0]}
+    drawn = dict(prompt)
+    run.ensure_overlay(prompt)
+    assert prompt == drawn
+
+
+def test_graph_and_node_errors_name_the_node(node_classes, tmp_path):
+    with pytest.raises(run.RunError, match=r"ComfyUI refused the graph:\n  SaveImage \(node #1\): Required input is missing"):
+        run.execute({"1": {"class_type": "SaveImage", "inputs": {"filename_prefix": "x"}}}, tmp_path, "x")
+    prompt = {
+        "1": {"class_type": "InstanceAssembleLayoutFromJSON", "inputs": {"json": '{"prompt": "x", "width": 64,'}},
+        "2": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0}},
+        "3": {"class_type": "InstanceAssembleDrawLayout", "inputs": {"image": ["2", 0], "layout": ["1", 0]}},
+        "4": {"class_type": "PreviewImage", "inputs": {"images": ["3", 0]}},
+    }
+    with pytest.raises(run.RunError, match=r"InstanceAssembleLayoutFromJSON \(node #1\): .*not valid JSON"):
+        run.execute(prompt, tmp_path, "x")
 
 
 def test_missing_files_are_checked_in_the_folders_comfyui_searches(node_classes, tmp_path):

@@ -24,12 +24,16 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_once(fn: Callable[[], object], device: torch.device) -> float:
+def time_once(fn: Callable[[], object], device: torch.device, clock: str = "wall") -> float:
+    """Seconds of one call: wall-clock (``clock="wall"``, always on CUDA) or this process's CPU time
+    (``"process"``: with one torch thread, the compute time of the call, unaffected by other processes
+    taking the CPU; with more threads it would also count their spin-waits)."""
+    now = time.process_time if clock == "process" and device.type == "cpu" else time.perf_counter
     synchronize(device)
-    start = time.perf_counter()
+    start = now()
     out = fn()
     synchronize(device)
-    elapsed = time.perf_counter() - start
+    elapsed = now() - start
     del out
     return elapsed
 
@@ -39,7 +43,7 @@ def summarize(samples: list[float], stat: str = "median") -> float:
 
 
 def interleaved(variants: dict[str, Callable[[], object]], device: torch.device, repeats: int,
-                budget_s: float = float("inf")) -> dict[str, list[float]]:
+                budget_s: float = float("inf"), clock: str = "wall") -> dict[str, list[float]]:
     """Time the variants round-robin (order rotated every round) so that they see the same machine state.
 
     Each variant gets ``repeats`` samples, except that a variant stops after at least one sample once its own
@@ -51,7 +55,7 @@ def interleaved(variants: dict[str, Callable[[], object]], device: torch.device,
         for name in order:
             if samples[name] and sum(samples[name]) >= budget_s:
                 continue
-            samples[name].append(time_once(variants[name], device))
+            samples[name].append(time_once(variants[name], device, clock))
     return samples
 
 

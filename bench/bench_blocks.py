@@ -186,11 +186,12 @@ class JointBlock(nn.Module):
         return img, txt
 
     # -- (b) the core's view of the same layers, as the ComfyUI hosts build it
-    def ops(self) -> JointBlockOps:
+    def ops(self, wrap=with_deltas) -> JointBlockOps:
+        """``wrap``: how a host layer gets its deltas (default the core's ``lora.with_deltas``)."""
         dim = self.dim
 
         def lora(layer, *targets):
-            return with_deltas(layer, [(offset, self.delta(name)) for offset, name in targets
+            return wrap(layer, [(offset, self.delta(name)) for offset, name in targets
                                        if self.delta(name) is not None])
 
         def mlp(fc1, fc2, fc2_name):
@@ -258,11 +259,11 @@ class SingleBlock(nn.Module):
         attn = _merge(F.scaled_dot_product_attention(q, k, v))
         return stream + gate * self.linear2(torch.cat([attn, gelu(mlp)], dim=-1))
 
-    def ops(self) -> SingleBlockOps:
+    def ops(self, wrap=with_deltas) -> SingleBlockOps:
         dim = self.dim
 
         def lora(layer, *targets):
-            return with_deltas(layer, [(offset, self.delta(name)) for offset, name in targets])
+            return wrap(layer, [(offset, self.delta(name)) for offset, name in targets])
 
         def qk_norm(q, k):
             return rms_norm(q, self.q_scale).to(q), rms_norm(k, self.k_scale).to(k)

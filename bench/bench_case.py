@@ -22,12 +22,12 @@ for path in (str(BENCH), str(ROOT)):
     if path not in sys.path:
         sys.path.append(path)
 
-from blocks import JointBlock, SingleBlock, flux_ids, rope_angles, rotation_matrices  # noqa: E402
+from bench_blocks import JointBlock, SingleBlock, flux_ids, rope_angles, rotation_matrices  # noqa: E402
 from loop_baseline import instance_rope, loop_joint_branch, loop_single_branch  # noqa: E402
-from workloads import Workload  # noqa: E402
+from bench_layouts import Workload  # noqa: E402
 
-from instanceassemble_core.assemble import (InstanceRope, build_instance_batch, joint_block_branch,  # noqa: E402
-                                            single_block_branch)
+import instanceassemble_core.assemble as core_assemble  # noqa: E402
+from instanceassemble_core.lora import with_deltas  # noqa: E402
 
 
 def relative_error(actual: Tensor, expected: Tensor) -> float:
@@ -45,8 +45,13 @@ class Case:
 
 
 def make_case(block, workload: Workload, txt_len: int, layout_scale: float = 1.0, seed: int = 0,
-              device="cpu", dtype=torch.float32, token_budget: Optional[int] = None) -> Case:
-    """Inputs drawn from ``seed``; ``block`` must already be on ``device`` / ``dtype``."""
+              device="cpu", dtype=torch.float32, token_budget: Optional[int] = None,
+              core=core_assemble, wrap=with_deltas) -> Case:
+    """Inputs drawn from ``seed``; ``block`` must already be on ``device`` / ``dtype``.
+
+    ``core`` (a module with ``build_instance_batch``, ``InstanceRope``, ``joint_block_branch``,
+    ``single_block_branch``) and ``wrap`` (``with_deltas``) default to the pack's core; bench/compare_core.py
+    passes a proposed variant instead."""
     g = torch.Generator().manual_seed(seed)
     dim = block.dim
     grid_h, grid_w = workload.grid
@@ -60,27 +65,27 @@ def make_case(block, workload: Workload, txt_len: int, layout_scale: float = 1.0
     layout_stream = randn(workload.num_instances, dim)
     tokens = [t.to(device) for t in workload.token_indices]
     kwargs = {} if token_budget is None else {"token_budget": token_budget}
-    batch = build_instance_batch(workload.token_indices, rows, **kwargs).to(device)
+    batch = core.build_instance_batch(workload.token_indices, rows, **kwargs).to(device)
 
     flux_rope = block.kind != "sd3"
     pe = core_rope = loop_rope = None
     if flux_rope:
         pe = rotation_matrices(rope_angles(flux_ids(txt_len, grid_h, grid_w))).to(device)
         layout_ids = torch.cat([torch.zeros(workload.num_instances, 1), workload.positions], dim=1)
-        core_rope = InstanceRope(img=pe[txt_len + batch.union_tokens],
+        core_rope = core.InstanceRope(img=pe[txt_len + batch.union_tokens],
                                  layout=rotation_matrices(rope_angles(layout_ids)).to(device))
         loop_rope = instance_rope(workload.positions, workload.token_indices, grid_w, device)
 
     if isinstance(block, SingleBlock):
         stream = torch.cat([txt, img], dim=1)
-        ops = block.ops()
+        ops = block.ops(wrap)
 
         def run_loop():
             return loop_single_branch(block, stream, vec, layout_stream, tokens, rows, layout_scale, txt_len,
                                       loop_rope)
 
         def run_branch():
-            return single_block_branch(ops, stream, vec, layout_stream, batch, layout_scale, txt_len, core_rope)
+            return core.single_block_branch(ops, stream, vec, layout_stream, batch, layout_scale, txt_len, core_rope)
 
         def run_stock():
             return block.stock(stream, vec, pe)
@@ -88,13 +93,13 @@ def make_case(block, workload: Workload, txt_len: int, layout_scale: float = 1.0
         def compare(a, b):
             return relative_error(b - stream, a - stream)
     elif isinstance(block, JointBlock):
-        ops = block.ops()
+        ops = block.ops(wrap)
 
         def run_loop():
             return loop_joint_branch(block, img, vec, layout_stream, tokens, rows, layout_scale, loop_rope)
 
         def run_branch():
-            return joint_block_branch(ops, img, vec, layout_stream, batch, layout_scale, core_rope)
+            return core.joint_block_branch(ops, img, vec, layout_stream, batch, layout_scale, core_rope)
 
         def run_stock():
             return block.stock(img, txt, vec, pe)

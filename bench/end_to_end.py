@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""A full KSampler run through ComfyUI with and without the patch: tiny Flux, 28 steps, grounding ratio 0.3
+(steps 0–7 grounded), a 20-box dense layout applied by the pack's own nodes.
+
+Each run is ComfyUI's ``KSampler`` node (``nodes.KSampler().sample``: euler, simple, cfg 1.0) on a 512 × 512 image;
+stock and patched runs alternate, the ratio is median(patched) / median(stock). The per-grounded-step cost of the
+branch is derived from the two medians. Timing: process CPU time with one torch thread by default (robust when
+other processes share the CPU); ``--clock wall --threads N`` for wall-clock; ``--device cuda`` for the GPU.
+"""
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path[:0] = [str(Path(__file__).resolve().parent)]
+from bench_comfy import setup  # noqa: E402
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=28)
+    parser.add_argument("--ratio", type=float, default=0.3, help="grounding ratio (default 0.3)")
+    parser.add_argument("--boxes", type=int, default=20)
+    parser.add_argument("--size", type=int, default=512, help="image side in pixels (default 512)")
+    parser.add_argument("--rounds", type=int, default=5, help="KSampler runs per model (default 5)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--clock", choices=("process", "wall"), default="process")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+
+    env = setup(boxes=args.boxes, width=args.size, height=args.size, device=args.device)
+    import torch
+    import nodes as comfy_nodes
+
+    if args.device == "cpu" and args.threads:
+        torch.set_num_threads(args.threads)
+    cuda = args.device.startswith("cuda")
+    if args.clock == "process" and (cuda or torch.get_num_threads() > 1):
+        args.clock = "wall"
+    now = time.process_time if args.clock == "process" else time.perf_counter
+
+    patched = env.patched(grounding_ratio=args.ratio)
+    latent = {"samples": env.latent}
+    sampler = comfy_nodes.KSampler()
+
+    def run(model):
+        if cuda:
+            torch.cuda.synchronize()
+        start = now()
+        out = sampler.sample(model, 7, args.steps, 1.0, "euler", "simple", env.positive, env.positive, latent)[0]
+        if cuda:
+            torch.cuda.synchronize()
+        return now() - start, out["samples"]
+
+    _, stock_latent = run(env.stock)       # warm-up, and the outputs for a sanity check
+    _, patched_latent = run(patched)
+    if not torch.isfinite(patched_latent).all() or torch.equal(patched_latent, stock_latent):
+        print("FAIL: the patched run did not change the result (or produced non-finite values)")
+        return 1
+    times = {"stock": [], "patched": []}
+    for round_index in range(args.rounds):
+        order = ("stock", "patched") if round_index % 2 == 0 else ("patched", "stock")
+        for name in order:
+            times[name].append(run(env.stock if name == "stock" else patched)[0])
+    stock_t, patched_t = statistics.median(times["stock"]), statistics.median(times["patched"])
+    grounded = int(args.ratio * args.steps)
+
+    print(f"# end_to_end  torch {torch.__version__}  device {args.device}  threads {torch.get_num_threads()}  "
+          f"{args.clock} clock")
+    print(f"# KSampler (euler, simple, cfg 1.0), tiny Flux, {args.size}x{args.size} px "
+          f"({(args.size // 16) ** 2} image tokens), {args.boxes} boxes, {args.steps} steps, ratio {args.ratio} "
+          f"({grounded} grounded steps); {args.rounds} interleaved runs per model")
+    print(f"stock    run: median {stock_t:8.3f} s   (runs: {', '.join(f'{t:.2f}' for t in times['stock'])})")
+    print(f"patched  run: median {patched_t:8.3f} s   (runs: {', '.join(f'{t:.2f}' for t in times['patched'])})")
+    print(f"ratio patched/stock: {patched_t / stock_t:.3f}")
+    if grounded:
+        step = stock_t / args.steps
+        extra = (patched_t - stock_t) / grounded
+        print(f"branch cost per grounded step: {extra * 1e3:.1f} ms on a {step * 1e3:.1f} ms stock step "
+              f"(×{(step + extra) / step:.2f} on grounded steps)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""Cost of an ungrounded step: the patched model after the grounding window vs the stock model, through ComfyUI.
+
+The tiny Flux of the test suite (hidden 64, 4 double + 2 single blocks) samples a 512 × 512 image (1024 image
+tokens) with a 20-box layout applied by the pack's own nodes (grounding ratio 0.3: steps 0–7 of 28 grounded).
+A timing sampler (a real ComfyUI ``KSAMPLER`` run by ``comfy.sample.sample_custom``, so the pack's sampler,
+predict-noise and apply-model wrappers and block replacements all run as in a KSampler) times every model
+evaluation. Stock and patched sampler runs alternate; the ratio is the median patched ungrounded-step time over
+the median stock time at the same steps. Before timing, the script checks that exactly the first
+int(ratio · steps) evaluations are grounded and that the ungrounded outputs equal the stock model's bit for bit.
+
+Timing: process CPU time with one torch thread by default (robust when other processes share the CPU);
+``--clock wall --threads N`` for wall-clock; ``--device cuda`` runs on the GPU (wall clock, synchronised).
+"""
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path[:0] = [str(Path(__file__).resolve().parent)]
+from bench_comfy import setup  # noqa: E402
+
+TARGET = 1.02
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=28)
+    parser.add_argument("--ratio", type=float, default=0.3, help="grounding ratio (default 0.3)")
+    parser.add_argument("--boxes", type=int, default=20)
+    parser.add_argument("--size", type=int, default=512, help="image side in pixels (default 512)")
+    parser.add_argument("--rounds", type=int, default=15, help="sampler runs per model (default 15)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--clock", choices=("process", "wall"), default="process")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+
+    env = setup(boxes=args.boxes, width=args.size, height=args.size, device=args.device)
+    import torch
+    import comfy.sample
+    import comfy.samplers
+    from sampling import GroundingProbe, replay, trajectory
+
+    if args.device == "cpu" and args.threads:
+        torch.set_num_threads(args.threads)
+    cuda = args.device.startswith("cuda")
+    if args.clock == "process" and (cuda or torch.get_num_threads() > 1):
+        args.clock = "wall"
+    now = time.process_time if args.clock == "process" else time.perf_counter
+    torch.set_grad_enabled(False)
+
+    stock = env.stock
+    patched = env.patched(grounding_ratio=args.ratio)
+    sigmas = comfy.samplers.calculate_sigmas(stock.get_model_object("model_sampling"), "simple", args.steps)
+    grounded_steps = int(args.ratio * args.steps)
+
+    # 1. exactly the first int(ratio · steps) evaluations are grounded; the others are the stock model's outputs
+    probe = GroundingProbe()
+    inputs, _ = trajectory(stock, env.positive, env.positive, env.latent, sigmas)
+    patched_out = replay(probe.attach(patched), env.positive, env.positive, env.latent, sigmas, inputs)
+    stock_out = replay(stock, env.positive, env.positive, env.latent, sigmas, inputs)
+    grounded = [g for _, g, _ in probe.calls]
+    if grounded != [True] * grounded_steps + [False] * (args.steps - grounded_steps):
+        print(f"FAIL: grounded evaluations {grounded}")
+        return 1
+    identical = all(torch.equal(patched_out[i], stock_out[i]) for i in range(grounded_steps, args.steps))
+    differs = all(not torch.equal(patched_out[i], stock_out[i]) for i in range(grounded_steps))
+    if not (identical and differs):
+        print(f"FAIL: ungrounded outputs equal to stock: {identical}; grounded outputs differ: {differs}")
+        return 1
+
+    # 2. per-evaluation times, stock and patched sampler runs alternating
+    def timed_run(model) -> list[float]:
+        times = []
+
+        def sampler_function(model_fn, x, sigmas, extra_args=None, callback=None, disable=None):
+            ones = x.new_ones([x.shape[0]])
+            for i in range(len(sigmas) - 1):
+                if cuda:
+                    torch.cuda.synchronize()
+                start = now()
+                denoised = model_fn(x, sigmas[i] * ones, **(extra_args or {}))
+                if cuda:
+                    torch.cuda.synchronize()
+                times.append(now() - start)
+                if callback is not None:
+                    callback({"i": i, "denoised": denoised, "x": x})
+                x = x + (x - denoised) / sigmas[i] * (sigmas[i + 1] - sigmas[i])
+            return x
+
+        noise = comfy.sample.prepare_noise(env.latent, 0)
+        comfy.sample.sample_custom(model, noise, 1.0, comfy.samplers.KSAMPLER(sampler_function), sigmas,
+                                   env.positive, env.positive, env.latent, disable_pbar=True, seed=0)
+        return times
+
+    timed_run(stock), timed_run(patched)  # warm-up
+    runs = {"stock": [], "patched": []}
+    for round_index in range(args.rounds):
+        order = ("stock", "patched") if round_index % 2 == 0 else ("patched", "stock")
+        for name in order:
+            runs[name].append(timed_run(stock if name == "stock" else patched))
+
+    def step_times(name, steps):
+        return [run[i] for run in runs[name] for i in steps]
+
+    ungrounded = range(grounded_steps, args.steps)
+    grounded_range = range(grounded_steps)
+    stock_u, patched_u = statistics.median(step_times("stock", ungrounded)), statistics.median(
+        step_times("patched", ungrounded))
+    ratio = patched_u / stock_u
+    # the same ratio, per round (patched / stock medians of that round), to show the spread
+    per_round = sorted(statistics.median([r[i] for i in ungrounded]) / statistics.median([s[i] for i in ungrounded])
+                       for r, s in zip(runs["patched"], runs["stock"]))
+
+    print(f"# ungrounded_overhead  torch {torch.__version__}  device {args.device}  threads "
+          f"{torch.get_num_threads()}  {args.clock} clock")
+    print(f"# tiny Flux, {args.size}x{args.size} px ({(args.size // 16) ** 2} image tokens), {args.boxes} boxes, "
+          f"{args.steps} steps, ratio {args.ratio}: steps 0-{grounded_steps - 1} grounded, "
+          f"{args.steps - grounded_steps} ungrounded; {args.rounds} interleaved sampler runs per model")
+    print("# checked: grounding on exactly those steps; ungrounded outputs bit-identical to the stock model's")
+    print(f"stock    ungrounded step: median {stock_u * 1e3:8.3f} ms  ({len(step_times('stock', ungrounded))} samples)")
+    print(f"patched  ungrounded step: median {patched_u * 1e3:8.3f} ms  "
+          f"({len(step_times('patched', ungrounded))} samples)")
+    print(f"ratio patched/stock (ungrounded): {ratio:.4f}  (overhead {(patched_u - stock_u) * 1e6:+.0f} µs per step; "
+          f"per-round ratios {per_round[0]:.3f} … {per_round[-1]:.3f})  target ≤ {TARGET}  "
+          f"{'ok' if ratio <= TARGET else 'MISSED'}")
+    if grounded_steps:
+        stock_g = statistics.median(step_times("stock", grounded_range))
+        patched_g = statistics.median(step_times("patched", grounded_range))
+        print(f"for reference, grounded step: stock {stock_g * 1e3:.3f} ms, patched {patched_g * 1e3:.3f} ms, "
+              f"ratio {patched_g / stock_g:.3f}")
+    return 0 if ratio <= TARGET else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
