@@ -118,6 +118,19 @@ class EditorPage:
     def row(self, index):
         return self.editor.locator(".ia-box-row").nth(index)
 
+    # ----- drawing a layout -----
+
+    def draw_layout(self, boxes, prompt):
+        """Drag each box ((x1, y1, x2, y2), category, caption) on the canvas, type its texts, then the prompt."""
+        for (x1, y1, x2, y2), category, caption in boxes:
+            self.drag((x1, y1), (x2, y2))
+            row = self.row(len(self.boxes()) - 1)
+            row.locator(".ia-category").fill(category)
+            row.locator(".ia-caption").fill(caption)
+            row.locator(".ia-caption").press("Tab")
+        self.editor.locator(".ia-prompt").fill(prompt)
+        self.editor.locator(".ia-prompt").press("Tab")
+
     # ----- mouse -----
 
     def drag(self, start, end, steps=8):

@@ -52,15 +52,8 @@ def test_boxes_drawn_in_the_browser_drive_a_tiny_flux_generation(page, comfy_ser
             const w = n.widgets.find((w) => w.name === name); w.value = value; w.callback?.(value);
         } }""", node_id)
     ed.wait_ready()
-    for (x1, y1, x2, y2), (category, caption) in [((16, 16, 120, 110), ("cat", "a ginger cat")),
-                                                  ((140, 20, 240, 100), ("dog", "a brown dog"))]:
-        ed.drag((x1, y1), (x2, y2))
-        row = ed.row(len(ed.boxes()) - 1)
-        row.locator(".ia-category").fill(category)
-        row.locator(".ia-caption").fill(caption)
-        row.locator(".ia-caption").press("Tab")
-    ed.editor.locator(".ia-prompt").fill("a cat and a dog")
-    ed.editor.locator(".ia-prompt").press("Tab")
+    ed.draw_layout([((16, 16, 120, 110), "cat", "a ginger cat"), ((140, 20, 240, 100), "dog", "a brown dog")],
+                   "a cat and a dog")
     layout = ed.value()
     assert (layout["width"], layout["height"], len(layout["boxes"])) == (256, 128, 2)
 

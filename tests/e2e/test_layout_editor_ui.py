@@ -134,14 +134,8 @@ def test_queued_graph_reaches_server_and_sets_background(page, comfy_server):
     _scene_png(comfy_server.base_dir / "input" / "ia_scene.png")
     ed = EditorPage(page).start()
     node_id = ed.add_editor()
-    for (x1, y1, x2, y2), (category, caption) in zip(DRAWN[:2], TEXTS[:2]):
-        ed.drag((x1, y1), (x2, y2))
-        row = ed.row(len(ed.boxes()) - 1)
-        row.locator(".ia-category").fill(category)
-        row.locator(".ia-caption").fill(caption)
-        row.locator(".ia-caption").press("Tab")
-    ed.editor.locator(".ia-prompt").fill("a dog and a cat in a garden")
-    ed.editor.locator(".ia-prompt").press("Tab")
+    ed.draw_layout([(box, category, caption) for box, (category, caption) in zip(DRAWN[:2], TEXTS[:2])],
+                   "a dog and a cat in a garden")
     layout = ed.value()
     assert layout["prompt"] == "a dog and a cat in a garden"
 
