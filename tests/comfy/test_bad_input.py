@@ -60,6 +60,15 @@ def test_sd3_weights_on_a_flux_model(pack, flux_model, sd3_weights, flux_clip, l
     assert "InstanceAssembleLoader" in message
 
 
+def test_flux_weights_on_an_sd3_model(pack, sd3_model, flux_weights, sd3_clip, layout):
+    with pytest.raises(ValueError) as error:
+        apply(pack, sd3_model, flux_weights, encode(pack, sd3_clip, layout))
+    message = str(error.value)
+    assert message.startswith("InstanceAssembleApply: instanceassemble:")
+    assert "Flux.1 InstanceAssemble weights" in message and "model is SD3-medium" in message
+    assert not sd3_model.model_options.get("transformer_options") and not sd3_model.additional_models
+
+
 def test_layout_encoded_with_the_wrong_clip(pack, flux_model, flux_weights, sd3_clip, layout):
     with pytest.raises(ValueError, match="InstanceAssembleApply: layout: .*SD3-medium CLIP.*Flux.1"):
         apply(pack, flux_model, flux_weights, encode(pack, sd3_clip, layout))
