@@ -50,8 +50,8 @@ def make_case(block, workload: Workload, txt_len: int, layout_scale: float = 1.0
     """Inputs drawn from ``seed``; ``block`` must already be on ``device`` / ``dtype``.
 
     ``core`` (a module with ``build_instance_batch``, ``InstanceRope``, ``joint_block_branch``,
-    ``single_block_branch``) and ``wrap`` (``with_deltas``) default to the pack's core; bench/compare_core.py
-    passes a proposed variant instead."""
+    ``single_block_branch``) and ``wrap`` (``with_deltas``) default to the pack's core; pass a variant to A/B a
+    change of the core in one run."""
     g = torch.Generator().manual_seed(seed)
     dim = block.dim
     grid_h, grid_w = workload.grid

@@ -10,7 +10,7 @@ from torch import Tensor
 from instanceassemble_core.geometry import box_token_indices, dense_samples, layout_token_positions
 from instanceassemble_core.layout import Instance, Layout, parse_layout
 
-DEMO_LAYOUTS = Path("/work/shared/data/layouts")
+DEMO_LAYOUTS = Path(__file__).resolve().parents[1] / "tests" / "data" / "layouts"
 
 
 @dataclass

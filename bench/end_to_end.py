@@ -5,7 +5,8 @@
 Each run is ComfyUI's ``KSampler`` node (``nodes.KSampler().sample``: euler, simple, cfg 1.0) on a 512 × 512 image;
 stock and patched runs alternate, the ratio is median(patched) / median(stock). The per-grounded-step cost of the
 branch is derived from the two medians. Timing: process CPU time with one torch thread by default (robust when
-other processes share the CPU); ``--clock wall --threads N`` for wall-clock; ``--device cuda`` for the GPU.
+other processes share the CPU), glibc malloc keeping freed memory (no page-fault noise); ``--clock wall
+--threads N`` for wall-clock; ``--device cuda`` for the GPU.
 """
 import argparse
 import statistics
@@ -14,6 +15,7 @@ import time
 from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parent)]
+import bench_measure  # noqa: E402
 from bench_comfy import setup  # noqa: E402
 
 
@@ -29,6 +31,7 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
 
+    kept = not args.device.startswith("cuda") and bench_measure.keep_freed_memory()
     env = setup(boxes=args.boxes, width=args.size, height=args.size, device=args.device)
     import torch
     import nodes as comfy_nodes
@@ -67,7 +70,7 @@ def main(argv=None) -> int:
     grounded = int(args.ratio * args.steps)
 
     print(f"# end_to_end  torch {torch.__version__}  device {args.device}  threads {torch.get_num_threads()}  "
-          f"{args.clock} clock")
+          f"{args.clock} clock{'  malloc keeps freed memory' if kept else ''}")
     print(f"# KSampler (euler, simple, cfg 1.0), tiny Flux, {args.size}x{args.size} px "
           f"({(args.size // 16) ** 2} image tokens), {args.boxes} boxes, {args.steps} steps, ratio {args.ratio} "
           f"({grounded} grounded steps); {args.rounds} interleaved runs per model")

@@ -96,6 +96,11 @@ HEADER = (f"{'layout':<17}{'K':>4}{'Σn':>8}{'|∪|':>6} |{'(a) ms':>9}{'(b) ms'
 
 
 def main(argv=None) -> int:
+    with torch.no_grad():
+        return _main(argv)
+
+
+def _main(argv) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
     parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"),
@@ -121,6 +126,9 @@ def main(argv=None) -> int:
     parser.add_argument("--clock", choices=("process", "wall"), default="process",
                         help="CPU timing clock (default: process CPU time, which with one thread is the compute "
                              "time of the call even when other processes share the CPU; CUDA always uses wall time)")
+    parser.add_argument("--malloc", choices=("keep", "system"), default="keep",
+                        help="CPU: keep: glibc malloc keeps freed memory (no page-fault noise, default); "
+                             "system: leave malloc alone")
     parser.add_argument("--token-budget", type=int, help="build_instance_batch token_budget (default: the core's)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -142,7 +150,7 @@ def main(argv=None) -> int:
     grid_side = args.grid or (16 if args.size == "small" else 64)
     grid = (grid_side, grid_side)
     repeats = args.repeats or (20 if device.type == "cuda" else 3)
-    torch.set_grad_enabled(False)
+    kept = device.type == "cpu" and args.malloc == "keep" and measure.keep_freed_memory()
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False   # the float32 agreement check must be float32
         torch.backends.cudnn.allow_tf32 = False
@@ -151,7 +159,7 @@ def main(argv=None) -> int:
     print(f"# instance_attention  {datetime.date.today()}  torch {torch.__version__}  python {platform.python_version()}")
     print(f"# device {device} ({hardware}), dtype {str(dtype).removeprefix('torch.')}, "
           f"threads {torch.get_num_threads()}, {clock} clock, grid {grid[0]}x{grid[1]}, {args.stat} of ≤{repeats} "
-          f"interleaved rounds")
+          f"interleaved rounds{', malloc keeps freed memory' if kept else ''}")
     print("# (a) per-instance loop (reference structure)  (b) batched branch (instanceassemble_core)  "
           "(c) stock block alone")
     print("# FLOP columns: analytic predictions (bench/bench_flops.py); meas/FLOP = measured (b)/(c) ÷ floor(b)/FLOPs(c)")
@@ -255,7 +263,7 @@ def print_targets(results, device) -> None:
         print(f"{kind:<7} (a) vs (b) agreement, worst relative error {worst:.1e}  (target ≤ {TOLERANCE:.0e})  "
               f"{'ok' if worst <= TOLERANCE else 'FAILED'}")
     if any(min(r["n_samples"].values()) <= 1 for r in results):
-        print("* a variant of this row was timed once (its time budget ran out)")
+        print("* a variant of this row was timed only once (--repeats 1, or its --budget ran out)")
 
 
 def cpu_model() -> str:

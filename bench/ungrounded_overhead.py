@@ -9,7 +9,8 @@ evaluation. Stock and patched sampler runs alternate; the ratio is the median pa
 the median stock time at the same steps. Before timing, the script checks that exactly the first
 int(ratio · steps) evaluations are grounded and that the ungrounded outputs equal the stock model's bit for bit.
 
-Timing: process CPU time with one torch thread by default (robust when other processes share the CPU);
+Timing: process CPU time with one torch thread by default (robust when other processes share the CPU), glibc malloc
+keeping freed memory (bench_measure.keep_freed_memory: no page-fault noise);
 ``--clock wall --threads N`` for wall-clock; ``--device cuda`` runs on the GPU (wall clock, synchronised).
 """
 import argparse
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parent)]
+import bench_measure  # noqa: E402
 from bench_comfy import setup  # noqa: E402
 
 TARGET = 1.02
@@ -36,6 +38,7 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
 
+    kept = not args.device.startswith("cuda") and bench_measure.keep_freed_memory()
     env = setup(boxes=args.boxes, width=args.size, height=args.size, device=args.device)
     import torch
     import comfy.sample
@@ -114,7 +117,7 @@ def main(argv=None) -> int:
                        for r, s in zip(runs["patched"], runs["stock"]))
 
     print(f"# ungrounded_overhead  torch {torch.__version__}  device {args.device}  threads "
-          f"{torch.get_num_threads()}  {args.clock} clock")
+          f"{torch.get_num_threads()}  {args.clock} clock{'  malloc keeps freed memory' if kept else ''}")
     print(f"# tiny Flux, {args.size}x{args.size} px ({(args.size // 16) ** 2} image tokens), {args.boxes} boxes, "
           f"{args.steps} steps, ratio {args.ratio}: steps 0-{grounded_steps - 1} grounded, "
           f"{args.steps - grounded_steps} ungrounded; {args.rounds} interleaved sampler runs per model")

@@ -26,8 +26,8 @@ QKNorm = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
 class InstanceChunk:
     """Instances attended together in one padded batch."""
     instances: Tensor          # [Kc] instance ids
-    slots: Tensor              # [Kc, n] positions into the union of covered tokens (padding points at 0)
-    valid: Tensor              # [Kc, n] bool, False on padding
+    gather: Tensor             # [Kc, 1 + n] rows of [layout tokens (K); covered tokens (U)]: layout id, then K + slot
+    scatter: Tensor            # [Kc · (1 + n)] rows of the [U + 1] sum: the layout row and padding → U (dummy)
     key_mask: Optional[Tensor]  # [Kc, 1, 1, 1 + n] bool (layout token first), None when nothing is padded
 
 
@@ -52,19 +52,24 @@ class InstanceBatch:
     def to(self, device) -> "InstanceBatch":
         def move(t):
             return None if t is None else t.to(device)
-        chunks = tuple(InstanceChunk(*(move(getattr(c, f)) for f in ("instances", "slots", "valid", "key_mask")))
+        chunks = tuple(InstanceChunk(*(move(getattr(c, f)) for f in ("instances", "gather", "scatter", "key_mask")))
                        for c in self.chunks)
         return InstanceBatch(move(self.rows), move(self.union_rows), move(self.union_tokens),
                              move(self.union_count), chunks)
 
 
-def build_instance_batch(token_indices: Sequence[Tensor], rows: Sequence[int], token_budget: int = 16384) -> InstanceBatch:
+def build_instance_batch(token_indices: Sequence[Tensor], rows: Sequence[int], token_budget: int = 16384,
+                         max_padding: float = 1.25, small_width: int = 32) -> InstanceBatch:
     """Index the instances of one call.
 
     token_indices: per instance, the flat image-token indices of its box ([n_k] long, possibly empty).
     rows: per instance, its batch row. Instances must be ordered batch-major, then by layout slot.
     token_budget: the most query tokens (layout token + padded box tokens) attended in one chunk; bounds the
     memory of the gathered Q/K/V to a few image streams however many boxes overlap.
+    max_padding: a chunk holds instances (sorted by size) whose box is at least 1 / max_padding of the chunk's
+    widest, so padding costs at most max_padding× gather work and max_padding²× attention work per instance
+    (packing the widest box with everything else cost 2–5× the attention in dense and demo layouts).
+    small_width: chunks of boxes this small (≤ 32 tokens) take any smaller box, padding being cheap there.
     """
     sizes = [int(t.numel()) for t in token_indices]
     rows_t = torch.tensor(list(rows), dtype=torch.long)
@@ -76,22 +81,28 @@ def build_instance_batch(token_indices: Sequence[Tensor], rows: Sequence[int], t
     slots_per_instance = torch.split(slot_of_token, sizes)
 
     order = sorted(range(len(sizes)), key=lambda k: -sizes[k])
+    num_instances, num_union = len(sizes), union_key.numel()
     chunks = []
     start = 0
     while start < len(order):
         width = sizes[order[start]]
-        count = max(1, token_budget // (1 + width))
-        members = order[start:start + count]
-        start += len(members)
-        slots = torch.zeros(len(members), width, dtype=torch.long)
-        valid = torch.zeros(len(members), width, dtype=torch.bool)
+        capacity = max(1, token_budget // (1 + width))
+        narrowest = width / max_padding if width > small_width else -1
+        end = start + 1
+        while end < len(order) and end - start < capacity and sizes[order[end]] >= narrowest:
+            end += 1
+        members = order[start:end]
+        start = end
+        gather = torch.full((len(members), 1 + width), num_instances, dtype=torch.long)
+        scatter = torch.full((len(members), 1 + width), num_union, dtype=torch.long)
+        valid = torch.zeros(len(members), 1 + width, dtype=torch.bool)
         for i, k in enumerate(members):
-            slots[i, :sizes[k]] = slots_per_instance[k]
-            valid[i, :sizes[k]] = True
-        key_mask = None
-        if not bool(valid.all()):
-            key_mask = torch.cat([torch.ones(len(members), 1, dtype=torch.bool), valid], dim=1)[:, None, None, :]
-        chunks.append(InstanceChunk(torch.tensor(members, dtype=torch.long), slots, valid, key_mask))
+            gather[i, 0] = k
+            gather[i, 1:1 + sizes[k]] = num_instances + slots_per_instance[k]
+            scatter[i, 1:1 + sizes[k]] = slots_per_instance[k]
+            valid[i, :1 + sizes[k]] = True
+        key_mask = None if bool(valid.all()) else valid[:, None, None, :]
+        chunks.append(InstanceChunk(torch.tensor(members, dtype=torch.long), gather, scatter.reshape(-1), key_mask))
     return InstanceBatch(rows_t, union_key // stride, union_key % stride, union_count, tuple(chunks))
 
 
@@ -115,18 +126,18 @@ def instance_attention(img_q: Tensor, img_k: Tensor, img_v: Tensor, layout_q: Te
     output of each instance [K, H·d].
     """
     num_tokens, heads, head_dim = img_q.shape
-    img_sum = torch.zeros(num_tokens, heads * head_dim, dtype=torch.float32, device=img_q.device)
-    layout_out = img_q.new_empty(batch.num_instances, heads * head_dim)
+    width = heads * head_dim
+    q_all, k_all, v_all = (torch.cat([layout, img]) for layout, img in
+                           ((layout_q, img_q), (layout_k, img_k), (layout_v, img_v)))
+    img_sum = torch.zeros(num_tokens + 1, width, dtype=torch.float32, device=img_q.device)
+    layout_out = img_q.new_empty(batch.num_instances, width)
     for chunk in batch.chunks:
-        def gather(img: Tensor, layout: Tensor) -> Tensor:
-            return torch.cat([layout[chunk.instances, None], img[chunk.slots]], dim=1).transpose(1, 2)
-
-        out = F.scaled_dot_product_attention(gather(img_q, layout_q), gather(img_k, layout_k),
-                                             gather(img_v, layout_v), attn_mask=chunk.key_mask)
-        out = out.transpose(1, 2).reshape(len(chunk.instances), -1, heads * head_dim)  # [Kc, 1 + n, H·d]
-        layout_out[chunk.instances] = out[:, 0]
-        img_sum.index_add_(0, chunk.slots[chunk.valid], out[:, 1:][chunk.valid].float())
-    return (img_sum / batch.union_count[:, None]).to(img_q.dtype), layout_out
+        out = F.scaled_dot_product_attention(q_all[chunk.gather].transpose(1, 2), k_all[chunk.gather].transpose(1, 2),
+                                             v_all[chunk.gather].transpose(1, 2), attn_mask=chunk.key_mask)
+        out = out.transpose(1, 2).reshape(-1, width)  # [Kc · (1 + n), H·d]
+        layout_out[chunk.instances] = out[::chunk.gather.shape[1]]
+        img_sum.index_add_(0, chunk.scatter, out.float())
+    return (img_sum[:num_tokens] / batch.union_count[:, None]).to(img_q.dtype), layout_out
 
 
 @dataclass(frozen=True)

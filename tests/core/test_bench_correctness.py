@@ -97,3 +97,18 @@ def test_bfloat16_path_runs_and_stays_close(block_name, layouts):
         target = expected[0] if isinstance(expected, tuple) else expected
         assert first.dtype == torch.bfloat16 and torch.isfinite(first.float()).all()
         assert relative_error(first.float(), target) < 0.05
+
+
+def test_the_benchmark_script_runs_and_its_check_passes(capsys):
+    """bench/instance_attention.py end to end at small size (every block kind, a dense and a demo layout): it
+    prints the table and exits 0, i.e. its own (a)-vs-(b) check passed. Timings are not looked at."""
+    import instance_attention
+    grad_before, threads_before = torch.is_grad_enabled(), torch.get_num_threads()
+    code = instance_attention.main(["--size", "small", "--repeats", "1", "--ks", "5", "--no-large",
+                                    "--threads", "0", "--clock", "wall", "--malloc", "system"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert torch.is_grad_enabled() == grad_before and torch.get_num_threads() == threads_before
+    for block in ("Flux double block", "Flux single block", "SD3 joint block"):
+        assert block in out
+    assert "demo bigchair" in out and "FAIL" not in out
