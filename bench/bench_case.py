@@ -65,7 +65,7 @@ def make_case(block, workload: Workload, txt_len: int, layout_scale: float = 1.0
     layout_stream = randn(workload.num_instances, dim)
     tokens = [t.to(device) for t in workload.token_indices]
     kwargs = {} if token_budget is None else {"token_budget": token_budget}
-    batch = core.build_instance_batch(workload.token_indices, rows, **kwargs).to(device)
+    batch = core.build_instance_batch(workload.token_indices, rows, device, **kwargs)
 
     flux_rope = block.kind != "sd3"
     pe = core_rope = loop_rope = None

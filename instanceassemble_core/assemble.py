@@ -58,9 +58,10 @@ class InstanceBatch:
                              move(self.union_count), chunks)
 
 
-def build_instance_batch(token_indices: Sequence[Tensor], rows: Sequence[int], token_budget: int = 16384,
-                         max_padding: float = 1.25, small_width: int = 32) -> InstanceBatch:
-    """Index the instances of one call.
+def build_instance_batch(token_indices: Sequence[Tensor], rows: Sequence[int], device="cpu",
+                         token_budget: int = 16384, max_padding: Optional[float] = None,
+                         small_width: int = 32) -> InstanceBatch:
+    """Index the instances of one call, on ``device``.
 
     token_indices: per instance, the flat image-token indices of its box ([n_k] long, possibly empty).
     rows: per instance, its batch row. Instances must be ordered batch-major, then by layout slot.
@@ -68,9 +69,12 @@ def build_instance_batch(token_indices: Sequence[Tensor], rows: Sequence[int], t
     memory of the gathered Q/K/V to a few image streams however many boxes overlap.
     max_padding: a chunk holds instances (sorted by size) whose box is at least 1 / max_padding of the chunk's
     widest, so padding costs at most max_padding× gather work and max_padding²× attention work per instance
-    (packing the widest box with everything else cost 2–5× the attention in dense and demo layouts).
+    (packing the widest box with everything else cost 2–5× the attention in dense and demo layouts). Default:
+    1.0 on the CPU, where a chunk more costs nothing, 1.25 on accelerators, where each chunk is kernel launches.
     small_width: chunks of boxes this small (≤ 32 tokens) take any smaller box, padding being cheap there.
     """
+    if max_padding is None:
+        max_padding = 1.0 if torch.device(device).type == "cpu" else 1.25
     sizes = [int(t.numel()) for t in token_indices]
     rows_t = torch.tensor(list(rows), dtype=torch.long)
     all_tokens = torch.cat([t.long() for t in token_indices]) if sizes else torch.zeros(0, dtype=torch.long)
@@ -103,7 +107,7 @@ def build_instance_batch(token_indices: Sequence[Tensor], rows: Sequence[int], t
             valid[i, :1 + sizes[k]] = True
         key_mask = None if bool(valid.all()) else valid[:, None, None, :]
         chunks.append(InstanceChunk(torch.tensor(members, dtype=torch.long), gather, scatter.reshape(-1), key_mask))
-    return InstanceBatch(rows_t, union_key // stride, union_key % stride, union_count, tuple(chunks))
+    return InstanceBatch(rows_t, union_key // stride, union_key % stride, union_count, tuple(chunks)).to(device)
 
 
 def apply_rotation(x: Tensor, rotation: Tensor) -> Tensor:

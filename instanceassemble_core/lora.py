@@ -5,7 +5,6 @@ carry several deltas, each writing its own slice of output rows.
 """
 from typing import Callable, Sequence
 
-import torch
 from torch import Tensor, nn
 
 from .weights import LoraDelta
@@ -40,19 +39,11 @@ def with_deltas(base: Callable[[Tensor], Tensor], deltas: Sequence[tuple[int, Lo
     """
     if not deltas:
         return base
-    ordered = sorted(deltas, key=lambda d: d[0])
 
     def forward(x: Tensor) -> Tensor:
-        y = base(x)
-        parts = []
-        cursor = 0
-        for offset, delta in ordered:
-            if offset > cursor:
-                parts.append(y[..., cursor:offset])
-            parts.append(y[..., offset:offset + delta.out_features] + delta(x).to(y.dtype))
-            cursor = offset + delta.out_features
-        if cursor < y.shape[-1]:
-            parts.append(y[..., cursor:])
-        return torch.cat(parts, dim=-1)
+        y = base(x)  # a fresh output: its row slices take the deltas in place
+        for offset, delta in deltas:
+            y[..., offset:offset + delta.out_features] += delta(x).to(y.dtype)
+        return y
 
     return forward

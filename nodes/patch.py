@@ -156,7 +156,7 @@ class InstanceAssemblePatch:
             per_instance = box_token_indices(self.layout.samples, grid_h, grid_w)
             token_indices = [tokens for _ in rows for tokens in per_instance]
             instance_rows = [row for row in rows for _ in per_instance]
-            self._batches[key] = build_instance_batch(token_indices, instance_rows).to(device)
+            self._batches[key] = build_instance_batch(token_indices, instance_rows, device)
         return self._batches[key]
 
     def _check_aspect(self, grid_h: int, grid_w: int) -> None:
