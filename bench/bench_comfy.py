@@ -5,8 +5,10 @@ and applied through the pack's own nodes, exactly as tests/comfy/test_flux_sampl
 ``setup()`` must run before anything imports ``comfy``: it puts ComfyUI first on ``sys.path`` (its ``nodes.py``
 must win over this pack's ``nodes/``) and selects the CPU unless a CUDA run was asked for.
 """
+import argparse
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,3 +73,37 @@ def setup(boxes: int = 20, width: int = 512, height: int = 512, seed: int = 0, d
     positive = sampling.flux_conditioning(clip, "a dense scene with many objects")
     latent = torch.zeros(1, 16, height // 8, width // 8)
     return FluxSetup(pack, stock, clip, weights, encoded, positive, latent, width, height)
+
+
+def comfy_bench_parser(description: str, default_rounds: int) -> argparse.ArgumentParser:
+    """The options both ComfyUI benchmarks take."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=28)
+    parser.add_argument("--ratio", type=float, default=0.3, help="grounding ratio (default 0.3)")
+    parser.add_argument("--boxes", type=int, default=20)
+    parser.add_argument("--size", type=int, default=512, help="image side in pixels (default 512)")
+    parser.add_argument("--rounds", type=int, default=default_rounds,
+                        help=f"sampler runs per model (default {default_rounds})")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--clock", choices=("process", "wall"), default="process")
+    parser.add_argument("--device", default="cpu")
+    return parser
+
+
+def prepare(args):
+    """Set up ComfyUI and the models for parsed ``args``; returns (setup, clock, cuda, malloc_kept).
+
+    The process clock measures one thread's compute whatever else runs on the machine; with CUDA or several
+    threads it would not, so those runs use the wall clock."""
+    import bench_measure
+
+    kept = not args.device.startswith("cuda") and bench_measure.keep_freed_memory()
+    env = setup(boxes=args.boxes, width=args.size, height=args.size, device=args.device)
+    import torch
+
+    if args.device == "cpu" and args.threads:
+        torch.set_num_threads(args.threads)
+    cuda = args.device.startswith("cuda")
+    if args.clock == "process" and (cuda or torch.get_num_threads() > 1):
+        args.clock = "wall"
+    return env, (time.process_time if args.clock == "process" else time.perf_counter), cuda, kept

@@ -8,40 +8,19 @@ branch is derived from the two medians. Timing: process CPU time with one torch 
 other processes share the CPU), glibc malloc keeping freed memory (no page-fault noise); ``--clock wall
 --threads N`` for wall-clock; ``--device cuda`` for the GPU.
 """
-import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parent)]
-import bench_measure  # noqa: E402
-from bench_comfy import setup  # noqa: E402
+from bench_comfy import comfy_bench_parser, prepare  # noqa: E402
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=28)
-    parser.add_argument("--ratio", type=float, default=0.3, help="grounding ratio (default 0.3)")
-    parser.add_argument("--boxes", type=int, default=20)
-    parser.add_argument("--size", type=int, default=512, help="image side in pixels (default 512)")
-    parser.add_argument("--rounds", type=int, default=5, help="KSampler runs per model (default 5)")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    parser.add_argument("--clock", choices=("process", "wall"), default="process")
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args(argv)
-
-    kept = not args.device.startswith("cuda") and bench_measure.keep_freed_memory()
-    env = setup(boxes=args.boxes, width=args.size, height=args.size, device=args.device)
+    args = comfy_bench_parser(__doc__, default_rounds=5).parse_args(argv)
+    env, now, cuda, kept = prepare(args)
     import torch
     import nodes as comfy_nodes
-
-    if args.device == "cpu" and args.threads:
-        torch.set_num_threads(args.threads)
-    cuda = args.device.startswith("cuda")
-    if args.clock == "process" and (cuda or torch.get_num_threads() > 1):
-        args.clock = "wall"
-    now = time.process_time if args.clock == "process" else time.perf_counter
 
     patched = env.patched(grounding_ratio=args.ratio)
     latent = {"samples": env.latent}

@@ -1,7 +1,6 @@
 """Fixtures of the ComfyUI tier: tiny random-weight models built through ComfyUI's own classes, tiny weights in
 the official file layout, and layouts encoded by the pack's nodes."""
 import pytest
-import torch
 
 import official_weights
 import pack_nodes

@@ -7,7 +7,7 @@ import torch
 import folder_paths
 import official_weights
 import tiny_models
-from pack_nodes import LAYOUT_256x128, apply, encode, latent_for
+from pack_nodes import LAYOUT_256x128, apply, encode
 from sampling import flux_conditioning, sample
 
 
