@@ -142,9 +142,12 @@ class InstanceAssemblePatch:
         batch = self._instance_batch(grid_h, grid_w, rows, latent.device)
         dtype = self.branch.dtype
         num_repeats = len(rows)
-        encoder = self.branch.layout_encoder
-        with torch.no_grad():
-            tokens = encoder(self.layout.samples.to(latent.device, dtype), self.layout.pooled.to(latent.device, dtype))
+        if len(self.layout.samples):
+            with torch.no_grad():
+                tokens = self.branch.layout_encoder(self.layout.samples.to(latent.device, dtype),
+                                                    self.layout.pooled.to(latent.device, dtype))
+        else:
+            tokens = torch.zeros(0, self.branch.hidden_dim, device=latent.device, dtype=dtype)
         positions = layout_token_positions(self.layout.samples, grid_h, grid_w).to(latent.device)
         return CallState(batch=batch, layout_stream=tokens.repeat(num_repeats, 1),
                          layout_positions=positions.repeat(num_repeats, 1), layout_scale=self.layout_scale,

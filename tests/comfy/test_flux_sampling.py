@@ -72,6 +72,15 @@ def test_ksampler_advanced_windows_count_their_own_steps(pack, flux_model, flux_
     assert [grounded for _, grounded, _ in probe.calls] == [True, False]
 
 
+def test_a_layout_without_boxes_runs_the_branch_feed_forward_only(pack, flux_model, flux_weights, flux_clip, positive,
+                                                                  layout):
+    empty = pack.instanceassemble_core.layout.parse_layout({"width": 256, "height": 128, "annos": []})
+    patched = apply(pack, flux_model, flux_weights, encode(pack, flux_clip, empty), grounding_ratio=1.0)
+    out = sample(patched, positive, positive, latent_for(layout), steps=2)
+    assert torch.isfinite(out).all()
+    assert (out - sample(flux_model, positive, positive, latent_for(layout), steps=2)).abs().max() > 1e-3
+
+
 def test_zero_scale_or_ratio_is_the_stock_model(pack, flux_model, flux_weights, encoded):
     assert apply(pack, flux_model, flux_weights, encoded, layout_scale=0.0) is flux_model
     assert apply(pack, flux_model, flux_weights, encoded, grounding_ratio=0.0) is flux_model
