@@ -11,7 +11,7 @@ from einops import rearrange
 
 import official_weights
 import tiny_models
-from pack_nodes import encode
+from pack_nodes import apply, encode
 from reference_flux import ReferenceFlux
 from reference_sd3 import ReferenceSD3
 from parity_cases import CASES, HEIGHT, WIDTH, layout_source, relative_error
@@ -20,8 +20,12 @@ from sampling import GroundingProbe, flux_conditioning, replay, text_conditionin
 PARITY = 1e-5
 
 
-def make_layout(pack, boxes):
-    return pack.instanceassemble_core.layout.parse_layout(layout_source(boxes))
+def grounded(pack, stock_model, weights_folder, clip, boxes):
+    """(layout, encoded layout, patched model) through the pack's nodes, grounded on every step."""
+    layout = pack.instanceassemble_core.layout.parse_layout(layout_source(boxes))
+    encoded = encode(pack, clip, layout)
+    weights = pack.instanceassemble_core.weights.load_weights(weights_folder)
+    return layout, encoded, apply(pack, stock_model, weights, encoded, grounding_ratio=1.0)
 
 
 def one_step(model, positive, negative, x, sigma, cfg):
@@ -61,11 +65,8 @@ def flux_setup(tmp_path_factory):
 @pytest.mark.parametrize("case", CASES)
 def test_flux_matches_reference(pack, flux_setup, flux_clip, case):
     base, reference, folder = flux_setup
-    layout = make_layout(pack, CASES[case])
-    encoded = encode(pack, flux_clip, layout)
-    weights = pack.instanceassemble_core.weights.load_weights(folder)
-    patched = pack.nodes.apply.InstanceAssembleApply().apply(
-        tiny_models.tiny_flux_patcher(state_dict=base), weights, encoded, 1.0, 1.0)[0]
+    layout, encoded, patched = grounded(pack, tiny_models.tiny_flux_patcher(state_dict=base), folder, flux_clip,
+                                        CASES[case])
     blocks = BlockRecorder(patched)
     positive = flux_conditioning(flux_clip, "a scene")
     sigma = 0.8
@@ -105,11 +106,8 @@ def sd3_setup(tmp_path_factory):
 @pytest.mark.parametrize("case", CASES)
 def test_sd3_cfg_batch_matches_reference(pack, sd3_setup, sd3_clip, case):
     base, reference, folder = sd3_setup
-    layout = make_layout(pack, CASES[case])
-    encoded = encode(pack, sd3_clip, layout)
-    weights = pack.instanceassemble_core.weights.load_weights(folder)
-    patched = pack.nodes.apply.InstanceAssembleApply().apply(
-        tiny_models.tiny_sd3_patcher(state_dict=base), weights, encoded, 1.0, 1.0)[0]
+    layout, encoded, patched = grounded(pack, tiny_models.tiny_sd3_patcher(state_dict=base), folder, sd3_clip,
+                                        CASES[case])
     positive, negative = text_conditioning(sd3_clip, "a scene"), text_conditioning(sd3_clip, "")
     sigma = 0.8
     x = torch.randn(1, 16, HEIGHT // 8, WIDTH // 8, generator=torch.Generator().manual_seed(5))
