@@ -26,7 +26,7 @@ class InstanceBranch(nn.Module):
 
     The last SD3 block's ``norm1_context.linear`` is diffusers' AdaLayerNormContinuous, whose rows are
     (scale, shift); MMDiT's pre-only context modulation is (shift, scale), so its LoRA rows are swapped here
-    once (spec §13.7).
+    once (docs/reference-semantics.md §13.7).
     """
 
     def __init__(self, weights: InstanceAssembleWeights):

@@ -1,4 +1,5 @@
-"""Layout encoder: one layout token per box from its dense samples and its instance text (spec §4).
+"""Layout encoder: one layout token per box from its dense samples and its instance text
+(docs/reference-semantics.md §4).
 
 Parameter names follow the official ``layout_net.*`` keys with the prefix stripped, so
 ``encoder.load_state_dict({k.removeprefix("layout_net."): v ...})`` loads ``layout.pth`` directly.

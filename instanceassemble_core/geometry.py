@@ -1,7 +1,8 @@
 """Box geometry exactly as the reference computes it: dense samples, Fourier features, token sets, RoPE centres.
 
-Spec §2, §3 and §6. The float32 operation order matters: ``int()`` truncation at an exact grid line can move a
-box edge by one token, so every product and sum below is done in the same order and dtype as the reference.
+docs/reference-semantics.md §2, §3 and §6. The float32 operation order matters: ``int()`` truncation at an exact grid
+line can move a box edge by one token, so every product and sum below is done in the same order and dtype as the
+reference.
 """
 import torch
 from torch import Tensor
@@ -16,7 +17,7 @@ _BOTTOM_RIGHT = (SAMPLES_PER_BOX - 2, SAMPLES_PER_BOX - 1)  # the recomputed cor
 
 
 def normalized_boxes(layout) -> list[tuple[float, float, float, float]]:
-    """(x1n, y1n, x2n, y2n) per instance in Python double, as the reference derives them from xywh (spec §1)."""
+    """(x1n, y1n, x2n, y2n) per instance in Python double, as the reference derives them from xywh (§1)."""
     corners = []
     for inst in layout.instances:
         x1, y1, x2, y2 = inst.bbox
@@ -26,7 +27,7 @@ def normalized_boxes(layout) -> list[tuple[float, float, float, float]]:
 
 
 def dense_samples(layout) -> Tensor:
-    """[K, 72] float32: a 6×6 grid of (x, y) per box, x-major (pair 6u+v = (x1n + u·Δx, y1n + v·Δy)), spec §2.
+    """[K, 72] float32: a 6×6 grid of (x, y) per box, x-major (pair 6u+v = (x1n + u·Δx, y1n + v·Δy)), §2.
 
     Row[0:2] is (x1n, y1n); row[70:72] is (x1n + 5Δx, y1n + 5Δy), which may differ from (x2n, y2n) by rounding.
     """
@@ -60,7 +61,7 @@ def _truncated_corners(samples: Tensor, grid_h: int, grid_w: int) -> Tensor:
 
 
 def box_token_indices(samples: Tensor, grid_h: int, grid_w: int) -> list[Tensor]:
-    """Per box of ``samples`` [K, 72]: the int64 flat indices row·grid_w + col of its tokens, ascending (spec §6).
+    """Per box of ``samples`` [K, 72]: the int64 flat indices row·grid_w + col of its tokens, ascending (§6).
 
     Mirrors the reference ``mask[Y1:Y2, X1:X2] = 1`` on a [grid_h, grid_w] grid: a box whose four corner values
     are all 0 has no tokens, a zero-width/height span is widened to one token, and the spans follow Python
@@ -86,7 +87,7 @@ def box_token_indices(samples: Tensor, grid_h: int, grid_w: int) -> list[Tensor]
 def layout_token_positions(samples: Tensor, grid_h: int, grid_w: int) -> Tensor:
     """[K, 2] float32 (row, col) = ((Y1 + Y2) / 2, (X1 + X2) / 2) of the truncated corners, rounded through bf16.
 
-    This is the Flux layout token's RoPE id (spec §6): no degenerate-box widening here, and halves such as 7.5
+    This is the Flux layout token's RoPE id (§6): no degenerate-box widening here, and halves such as 7.5
     survive (bf16 holds halves exactly below 128).
     """
     x1, y1, x2, y2 = _truncated_corners(samples, grid_h, grid_w).unbind(1)

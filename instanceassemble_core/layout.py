@@ -1,6 +1,6 @@
 """Layouts: an image size, a global prompt and captioned boxes; parsers for every supported JSON form.
 
-Boxes are always xyxy in pixels of the target image (spec §1). ``parse_layout`` reads:
+Boxes are always xyxy in pixels of the target image (docs/reference-semantics.md §1). ``parse_layout`` reads:
 
 - our canonical JSON (what the box-editor widget saves, ``Layout.to_dict``);
 - the official demo JSON and DenseLayout records (``annos`` with ``category_name``/``caption``), also a list of
@@ -45,7 +45,7 @@ class Instance:
 
     @property
     def text(self) -> str:
-        """The text the instance encoder sees: ``category`` or ``category, caption`` (spec §1, comma kept)."""
+        """The text the instance encoder sees: ``category`` or ``category, caption`` (§1, comma kept)."""
         if not self.caption:
             return self.category
         return f"{self.category}, {self.caption}"

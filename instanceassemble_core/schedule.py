@@ -1,4 +1,4 @@
-"""Grounding schedule: which model evaluations run the instance branch (spec §10).
+"""Grounding schedule: which model evaluations run the instance branch (docs/reference-semantics.md §10).
 
 The reference grounds sampler steps ``0 .. int(ratio · num_steps) − 1`` and runs the stock model afterwards.
 A sampler step may evaluate the model more than once (Heun, DPM++ 2S, …); every evaluation of a grounded step

@@ -2,7 +2,7 @@
 
 The official release is a folder with ``pytorch_lora_weights.safetensors`` (diffusers/peft LoRA on the
 transformer, keys ``transformer.<module>.lora_A.weight`` etc.) and ``layout.pth`` (``layout_net.*`` and
-``<block>.layout_forward.*``); reference-semantics §4, §7, §8. ``save_combined`` packs both into one
+``<block>.layout_forward.*``); docs/reference-semantics.md §4, §7, §8. ``save_combined`` packs both into one
 ``.safetensors`` file, which ``load_weights`` accepts as well.
 
 The official loaders use ``strict=False`` and would silently ignore a mis-named key (§7, §13.13), so here
@@ -26,7 +26,7 @@ LORA_FILE_NAME = "pytorch_lora_weights.safetensors"
 LAYOUT_FILE_NAME = "layout.pth"
 COMBINED_FORMAT = "instanceassemble.weights"
 COMBINED_VERSION = "1"
-FOURIER_DIM = 1152  # 8 frequencies x (sin, cos) x 72 box coordinates, spec §3
+FOURIER_DIM = 1152  # 8 frequencies x (sin, cos) x 72 box coordinates, §3
 LORA_PREFIX = "transformer."
 
 _OFFICIAL_FIX = (
@@ -62,7 +62,7 @@ _SINGLE_BLOCK_MODULES = {
     "attn.to_q": (1, 1), "attn.to_k": (1, 1), "attn.to_v": (1, 1),
     "proj_out": (1, 5),
 }
-# Modules the official code switches LoRA on for inside a layout block (spec §8).
+# Modules the official code switches LoRA on for inside a layout block (§8).
 _JOINT_ACTIVE = frozenset(_JOINT_BLOCK_MODULES) - {"ff.net.0.proj", "ff_context.net.0.proj"}
 _SINGLE_ACTIVE = frozenset(_SINGLE_BLOCK_MODULES)
 
@@ -85,7 +85,7 @@ class LoraDelta:
 
     down: lora_A [r, in]; up: lora_B [out, r]; up_bias: lora_B.bias [out] or None.
     scale: alpha/r (Flux files with alpha keys; a module without its own alpha uses the most common alpha),
-    otherwise 1.0 (always for SD3, whose official loader passes no alphas), spec §8.
+    otherwise 1.0 (always for SD3, whose official loader passes no alphas), §8.
     """
     down: Tensor
     up: Tensor
@@ -103,7 +103,7 @@ class InstanceAssembleWeights:
     lora: diffusers module path without 'transformer.' (e.g. 'transformer_blocks.3.attn.to_q') -> delta, only for
         modules the official code ever switches on in a layout block. Deltas are in diffusers row order: for SD3's
         last block 'norm1_context.linear' (AdaLayerNormContinuous) the rows are (scale, shift); ``InstanceBranch``
-        swaps the two halves into the (shift, scale) order of MMDiT and of the core (spec §13.7).
+        swaps the two halves into the (shift, scale) order of MMDiT and of the core (§13.7).
     ignored_lora_modules: LoRA modules present in the file that are never active (other blocks, ff.net.0.proj, ...).
     source: the folder or combined file the weights came from.
     """
@@ -421,7 +421,7 @@ def _top_level_modules(family: str, hidden_dim: int, pooled_dim: int) -> dict[st
 
 
 def _lora_scales(family: str, modules: dict[str, dict[str, Tensor]]) -> dict[str, float]:
-    """peft scaling per module as diffusers 0.33.1 sets it up (spec §8).
+    """peft scaling per module as diffusers 0.33.1 sets it up (§8).
 
     Flux passes the file's alphas: scale = alpha / r, where a module without its own alpha gets the most common
     alpha (ties: the first in file order). The official SD3 loader passes no alphas, so SD3 is always 1.0.

@@ -1,4 +1,5 @@
-"""InstanceAssembleLayoutEncode: CLIP + LAYOUT → INSTANCEASSEMBLE_LAYOUT (per-instance pooled text, spec §5)."""
+"""InstanceAssembleLayoutEncode: CLIP + LAYOUT → INSTANCEASSEMBLE_LAYOUT (per-instance pooled text,
+docs/reference-semantics.md §5)."""
 from dataclasses import dataclass
 
 import torch
@@ -15,7 +16,7 @@ class EncodedLayout:
     """A layout with its instance texts encoded by the graph's CLIP."""
     layout: Layout
     family: str        # "flux" | "sd3": which text encoders produced ``pooled``
-    samples: Tensor    # [K, 72] float32 dense box samples (spec §2)
+    samples: Tensor    # [K, 72] float32 dense box samples (§2)
     pooled: Tensor     # [K, P] float32 pooled text per instance (Flux: CLIP-L 768; SD3: [CLIP-L, CLIP-G] 2048)
 
 

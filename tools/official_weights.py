@@ -2,7 +2,8 @@
 
 The official release is a folder with ``pytorch_lora_weights.safetensors`` (diffusers/peft LoRA keys
 ``transformer.<module>.lora_A.weight`` [r, in] / ``lora_B.weight`` [out, r], optional ``alpha`` scalars)
-and ``layout.pth`` (``layout_net.*`` and ``<block>.layout_forward.weight/bias``), reference-semantics §4, §7, §8.
+and ``layout.pth`` (``layout_net.*`` and ``<block>.layout_forward.weight/bias``), docs/reference-semantics.md §4, §7,
+§8.
 
 Full-size shapes, for orientation: Flux D=3072, pooled P=768, 19 double + 38 single blocks, single-block
 ``proj_mlp`` out 4D and ``proj_out`` in 5D; SD3-medium D=1536, P=2048, 24 joint blocks (the last one

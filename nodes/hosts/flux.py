@@ -1,6 +1,7 @@
-"""Flux.1 host: double blocks {0, 3, …, 18} and single block 0 of ``comfy.ldm.flux.model.Flux`` (spec §9.1, §9.2).
+"""Flux.1 host: double blocks {0, 3, …, 18} and single block 0 of ``comfy.ldm.flux.model.Flux``
+(docs/reference-semantics.md §9.1, §9.2).
 
-LoRA mapping onto BFL's fused layers (spec §13.6): ``to_q|to_k|to_v`` are row slices of ``img_attn.qkv``,
+LoRA mapping onto BFL's fused layers (§13.6): ``to_q|to_k|to_v`` are row slices of ``img_attn.qkv``,
 ``add_{q,k,v}_proj`` of ``txt_attn.qkv``; in the single block ``to_q|to_k|to_v|proj_mlp`` are row slices of
 ``linear1`` and ``proj_out`` is ``linear2``.
 """
@@ -94,7 +95,7 @@ class FluxHost(Host):
         return run
 
     def instance_rope(self, state, pe: Optional[Tensor]) -> Optional[InstanceRope]:
-        """Per-instance rotations (spec §6, §13.5): the layout token at its box centre (0, row, col), image tokens
+        """Per-instance rotations (§6, §13.5): the layout token at its box centre (0, row, col), image tokens
         at their true positions, gathered from the model's own ``pe`` [B|1, 1, txt + img, d/2, 2, 2]."""
         if pe is None:
             return None

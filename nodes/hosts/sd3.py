@@ -1,6 +1,6 @@
-"""SD3-medium host: every joint block of ComfyUI's MMDiT (spec §9.3). No RoPE and no qk-norm; the last block's
-context stream is pre-only, so the layout stream ends there. The CFG rows without a layout still get the
-LoRA-modulated extra feed-forward pass, exactly as the reference's [uncond, cond] batch does."""
+"""SD3-medium host: every joint block of ComfyUI's MMDiT (docs/reference-semantics.md §9.3). No RoPE and no qk-norm;
+the last block's context stream is pre-only, so the layout stream ends there. The CFG rows without a layout still
+get the LoRA-modulated extra feed-forward pass, exactly as the reference's [uncond, cond] batch does."""
 from torch import nn
 
 from ...instanceassemble_core.assemble import JointBlockOps, joint_block_branch

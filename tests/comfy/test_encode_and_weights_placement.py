@@ -1,4 +1,5 @@
-"""Instance texts through the graph's own CLIP (spec §5), and where the branch weights live during sampling."""
+"""Instance texts through the graph's own CLIP (docs/reference-semantics.md §5), and where the branch weights live
+during sampling."""
 import pytest
 import torch
 

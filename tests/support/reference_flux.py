@@ -1,7 +1,7 @@
 """Independent fp32 reference of InstanceAssemble for Flux, built like the official ``src/flux/transformer.py``:
 diffusers' own ``FluxTransformerBlock`` / ``FluxSingleTransformerBlock`` / ``FluxPosEmbed``, the official LoRA loaded
 with peft through diffusers' Flux LoRA loader (scale alpha/r), gated per module, and the layout branch as a Python
-loop over instances that re-projects each instance (reference-semantics.md §8, §9.1, §9.2).
+loop over instances that re-projects each instance (docs/reference-semantics.md §8, §9.1, §9.2).
 """
 from functools import partial
 

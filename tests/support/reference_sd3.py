@@ -1,7 +1,7 @@
 """Independent fp32 reference of InstanceAssemble for SD3, built like the official ``src/sd3/transformer.py``:
 diffusers' own ``JointTransformerBlock`` (attention order [image; context], per instance [image; layout]), the
 official LoRA loaded with peft through diffusers' SD3 LoRA loader (no alphas: scale 1), gated per module, and the
-layout branch as a Python loop over instances that re-projects each instance (reference-semantics.md §8, §9.3).
+layout branch as a Python loop over instances that re-projects each instance (docs/reference-semantics.md §8, §9.3).
 """
 from functools import partial
 
