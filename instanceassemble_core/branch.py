@@ -6,12 +6,19 @@ import torch
 from torch import nn
 
 from .encoder import LayoutEncoder
+from .families import FAMILIES
 from .lora import LowRankDelta
 from .weights import InstanceAssembleWeights, LoraDelta
 
 
 def _key(path: str) -> str:
     return path.replace(".", "__")  # ModuleDict keys cannot hold dots
+
+
+def _split_block(path: str) -> tuple[str, str]:
+    """'transformer_blocks.3.attn.to_q' → ('transformer_blocks.3', 'attn.to_q')."""
+    kind, index, module = path.split(".", 2)
+    return f"{kind}.{index}", module
 
 
 def _swap_halves(delta: LoraDelta) -> LoraDelta:
@@ -24,9 +31,9 @@ def _swap_halves(delta: LoraDelta) -> LoraDelta:
 class InstanceBranch(nn.Module):
     """The branch's own weights, built from an official-format bundle.
 
-    The last SD3 block's ``norm1_context.linear`` is diffusers' AdaLayerNormContinuous, whose rows are
-    (scale, shift); MMDiT's pre-only context modulation is (shift, scale), so its LoRA rows are swapped here
-    once (docs/reference-semantics.md §13.7).
+    Modules whose diffusers rows are (scale, shift) while the host's are (shift, scale) (the family's
+    ``scale_shift_rows``: SD3's last ``norm1_context.linear``, AdaLayerNormContinuous) get their LoRA rows swapped
+    here once (docs/reference-semantics.md §13.7).
     """
 
     def __init__(self, weights: InstanceAssembleWeights):
@@ -42,12 +49,13 @@ class InstanceBranch(nn.Module):
             linear.load_state_dict({"weight": weight, "bias": bias})
             linear.requires_grad_(False)
             self.layout_forwards[_key(block)] = linear
-        last_sd3_context = None
-        if weights.family == "sd3" and weights.double_layout_blocks:
-            last_sd3_context = f"transformer_blocks.{max(weights.double_layout_blocks)}.norm1_context.linear"
-        self.deltas = nn.ModuleDict({
-            _key(path): LowRankDelta(_swap_halves(delta) if path == last_sd3_context else delta)
-            for path, delta in weights.lora.items()})
+        family = FAMILIES[weights.family]
+        last_joint_index = max(weights.double_layout_blocks, default=-1)
+        self.deltas = nn.ModuleDict()
+        for path, delta in weights.lora.items():
+            block, module = _split_block(path)
+            swap = module in family.block_layout(block, last_joint_index).scale_shift_rows
+            self.deltas[_key(path)] = LowRankDelta(_swap_halves(delta) if swap else delta)
         self.layout_encoder.requires_grad_(False)
 
     def delta(self, module_path: str) -> Optional[LowRankDelta]:

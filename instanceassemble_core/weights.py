@@ -22,11 +22,13 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
+from .families import FAMILIES, SINGLE_BLOCKS, Family, resolve
+from .geometry import FOURIER_DIM
+
 LORA_FILE_NAME = "pytorch_lora_weights.safetensors"
 LAYOUT_FILE_NAME = "layout.pth"
 COMBINED_FORMAT = "instanceassemble.weights"
 COMBINED_VERSION = "1"
-FOURIER_DIM = 1152  # 8 frequencies x (sin, cos) x 72 box coordinates, §3
 LORA_PREFIX = "transformer."
 
 _OFFICIAL_FIX = (
@@ -39,32 +41,6 @@ _EXPECTED_KEYS = (
     "'layout_net.{text_embedder,linears}.{linear_1,linear_2}.{weight,bias}' and "
     "'<block>.layout_forward.{weight,bias}' for every layout block (Flux: transformer_blocks.0,3,6,... and "
     "single_transformer_blocks.0; SD3: every transformer_blocks.N).")
-
-# Linear layers of one transformer block: (out, in) as multiples of D.
-_JOINT_BLOCK_MODULES = {
-    "norm1.linear": (6, 1),
-    "norm1_context.linear": (6, 1),
-    "attn.to_q": (1, 1), "attn.to_k": (1, 1), "attn.to_v": (1, 1),
-    "attn.add_q_proj": (1, 1), "attn.add_k_proj": (1, 1), "attn.add_v_proj": (1, 1),
-    "attn.to_out.0": (1, 1), "attn.to_add_out": (1, 1),
-    "ff.net.0.proj": (4, 1), "ff.net.2": (1, 4),
-    "ff_context.net.0.proj": (4, 1), "ff_context.net.2": (1, 4),
-}
-# SD3's last block is context-pre-only: no to_add_out, no ff_context, norm1_context is AdaLayerNormContinuous.
-_CONTEXT_PRE_ONLY_BLOCK_MODULES = {
-    **{name: dims for name, dims in _JOINT_BLOCK_MODULES.items()
-       if name != "attn.to_add_out" and not name.startswith("ff_context.")},
-    "norm1_context.linear": (2, 1),
-}
-_SINGLE_BLOCK_MODULES = {
-    "norm.linear": (3, 1),
-    "proj_mlp": (4, 1),
-    "attn.to_q": (1, 1), "attn.to_k": (1, 1), "attn.to_v": (1, 1),
-    "proj_out": (1, 5),
-}
-# Modules the official code switches LoRA on for inside a layout block (§8).
-_JOINT_ACTIVE = frozenset(_JOINT_BLOCK_MODULES) - {"ff.net.0.proj", "ff_context.net.0.proj"}
-_SINGLE_ACTIVE = frozenset(_SINGLE_BLOCK_MODULES)
 
 _LAYOUT_NET_NAMES = tuple(f"{mlp}.{layer}.{param}" for mlp in ("text_embedder", "linears")
                           for layer in ("linear_1", "linear_2") for param in ("weight", "bias"))
@@ -278,7 +254,7 @@ def _assemble(lora_sd: dict, layout_sd: dict, source: str) -> InstanceAssembleWe
     problems.add("unrecognised layout keys",
                  [key for key in layout_sd if key not in expected_shapes and key not in layout_forward_keys])
 
-    family = "flux" if any(m["kind"] == "single_transformer_blocks" for m in layout_forward_keys.values()) else "sd3"
+    family = _family_of_layout_blocks({m["block"] for m in layout_forward_keys.values()})
     blocks = _expected_layout_blocks(family, {m["block"] for m in layout_forward_keys.values()})
     problems.add("layout_forward on blocks that have no layout branch",
                  [key for key, match in layout_forward_keys.items() if match["block"] not in blocks])
@@ -292,14 +268,14 @@ def _assemble(lora_sd: dict, layout_sd: dict, source: str) -> InstanceAssembleWe
                                   for key, shape in expected_shapes.items()
                                   if key in layout_sd and tuple(layout_sd[key].shape) != shape])
 
-    num_joint_blocks = max(_block_indices(blocks, "transformer_blocks"), default=-1) + 1
-    modules = _parse_lora(lora_sd, family, hidden_dim, pooled_dim, num_joint_blocks, problems)
+    last_joint_index = max(_block_indices(blocks, "transformer_blocks"), default=-1)
+    modules = _parse_lora(lora_sd, family, hidden_dim, pooled_dim, last_joint_index, problems)
     problems.raise_if_any(source)
 
     scales = _lora_scales(family, modules)
     lora, ignored = {}, []
     for path, parts in modules.items():
-        if _is_active(path, blocks):
+        if _is_active(path, family, blocks, last_joint_index):
             lora[path] = LoraDelta(down=parts["lora_A.weight"], up=parts["lora_B.weight"], scale=scales[path],
                                    up_bias=parts.get("lora_B.bias"))
         else:
@@ -307,7 +283,7 @@ def _assemble(lora_sd: dict, layout_sd: dict, source: str) -> InstanceAssembleWe
     layout_forward = {block: (layout_sd[f"{block}.layout_forward.weight"], layout_sd[f"{block}.layout_forward.bias"])
                       for block in sorted(blocks, key=_natural_key)}
     return InstanceAssembleWeights(
-        family=family, hidden_dim=hidden_dim, pooled_dim=pooled_dim, layout_net=layout_net,
+        family=family.name, hidden_dim=hidden_dim, pooled_dim=pooled_dim, layout_net=layout_net,
         layout_forward=layout_forward, lora=dict(sorted(lora.items(), key=lambda item: _natural_key(item[0]))),
         ignored_lora_modules=tuple(sorted(ignored, key=_natural_key)), source=source)
 
@@ -322,15 +298,21 @@ def _layout_net_shapes(hidden_dim: int, pooled_dim: int) -> dict[str, tuple[int,
     }
 
 
-def _expected_layout_blocks(family: str, found: set[str]) -> set[str]:
-    """Flux: transformer_blocks 0, 3, ... up to the last such one found, and single block 0. SD3: blocks 0..last."""
-    step = 3 if family == "flux" else 1
+def _family_of_layout_blocks(found: set[str]) -> Family:
+    """The family whose layout blocks look like ``found``: with single layout blocks (Flux) or without (SD3)."""
+    has_single = any(block.startswith(f"{SINGLE_BLOCKS}.") for block in found)
+    return next(family for family in FAMILIES.values() if bool(family.single_layout_blocks) == has_single)
+
+
+def _expected_layout_blocks(family: Family, found: set[str]) -> set[str]:
+    """The family's layout blocks up to the last joint layout block found (Flux: 0, 3, ... and single block 0;
+    SD3: 0..last)."""
+    step = family.joint_layout_step
     last = max((i for i in _block_indices(found, "transformer_blocks") if i % step == 0), default=0)
-    blocks = {f"transformer_blocks.{i}" for i in range(0, last + 1, step)}
-    return blocks | {"single_transformer_blocks.0"} if family == "flux" else blocks
+    return set(family.layout_blocks(last + 1, max(family.single_layout_blocks, default=-1) + 1))
 
 
-def _parse_lora(lora_sd: dict, family: str, hidden_dim: int, pooled_dim: int, num_joint_blocks: int,
+def _parse_lora(lora_sd: dict, family: Family, hidden_dim: int, pooled_dim: int, last_joint_index: int,
                 problems: _Problems) -> dict[str, dict[str, Tensor]]:
     """Group LoRA keys by module and check names, pairing and shapes. Returns module path -> {part: tensor}."""
     modules: dict[str, dict[str, Tensor]] = defaultdict(dict)
@@ -339,13 +321,13 @@ def _parse_lora(lora_sd: dict, family: str, hidden_dim: int, pooled_dim: int, nu
         match = _LORA_KEY.fullmatch(key)
         if match is None:
             unrecognised.append(key)
-        elif _module_dims(match["module"], family, hidden_dim, pooled_dim, num_joint_blocks) is None:
+        elif _module_dims(match["module"], family, hidden_dim, pooled_dim, last_joint_index) is None:
             unknown_module.append(key)
         else:
             modules[match["module"]][match["part"]] = value
     problems.add("unrecognised LoRA keys (want 'transformer.<module>.lora_A.weight', '.lora_B.weight', "
                  "'.lora_B.bias' or '.alpha')", unrecognised)
-    problems.add(f"LoRA on modules the {family} transformer does not have", unknown_module)
+    problems.add(f"LoRA on modules the {family.name} transformer does not have", unknown_module)
 
     unpaired, bad_shapes = [], []
     for path, parts in modules.items():
@@ -353,7 +335,7 @@ def _parse_lora(lora_sd: dict, family: str, hidden_dim: int, pooled_dim: int, nu
             unpaired.extend(f"transformer.{path}.{part}" for part in parts)
             continue
         bad_shapes.extend(_lora_shape_problems(
-            path, parts, *_module_dims(path, family, hidden_dim, pooled_dim, num_joint_blocks)))
+            path, parts, *_module_dims(path, family, hidden_dim, pooled_dim, last_joint_index)))
     problems.add("LoRA modules without both lora_A.weight and lora_B.weight", unpaired)
     problems.add("wrong shapes", bad_shapes)
     return {path: parts for path, parts in modules.items() if "lora_A.weight" in parts and "lora_B.weight" in parts}
@@ -378,67 +360,37 @@ def _lora_shape_problems(path: str, parts: dict[str, Tensor], out_dim: int | Non
     return problems
 
 
-def _module_dims(path: str, family: str, hidden_dim: int, pooled_dim: int,
-                 num_joint_blocks: int) -> tuple[int | None, int | None] | None:
-    """(out, in) of a Linear of the diffusers Flux/SD3 transformer (None where not implied by D and P), or None
+def _module_dims(path: str, family: Family, hidden_dim: int, pooled_dim: int,
+                 last_joint_index: int) -> tuple[int | None, int | None] | None:
+    """(out, in) of a Linear of the family's diffusers transformer (None where not implied by D and P), or None
     when the transformer has no such Linear."""
     match = _BLOCK_MODULE.fullmatch(path)
     if match is None:
-        return _top_level_modules(family, hidden_dim, pooled_dim).get(path)
-    index = int(match["index"])
-    if match["kind"] == "single_transformer_blocks":
-        table = _SINGLE_BLOCK_MODULES if family == "flux" else {}
-    elif family == "flux":
-        table = _JOINT_BLOCK_MODULES
-    elif index >= num_joint_blocks:
-        table = {}
+        widths = family.top_level_modules.get(path)
     else:
-        table = _CONTEXT_PRE_ONLY_BLOCK_MODULES if index == num_joint_blocks - 1 else _JOINT_BLOCK_MODULES
-    if match["sub"] not in table:
-        return None
-    out_mult, in_mult = table[match["sub"]]
-    return out_mult * hidden_dim, in_mult * hidden_dim
+        layout = family.block_layout(f"{match['kind']}.{match['index']}", last_joint_index)
+        widths = None if layout is None else layout.modules.get(match["sub"])
+    return None if widths is None else tuple(resolve(width, hidden_dim, pooled_dim) for width in widths)
 
 
-def _top_level_modules(family: str, hidden_dim: int, pooled_dim: int) -> dict[str, tuple[int | None, int | None]]:
-    d = hidden_dim
-    modules = {
-        "context_embedder": (d, None),
-        "time_text_embed.timestep_embedder.linear_1": (d, None),
-        "time_text_embed.timestep_embedder.linear_2": (d, d),
-        "time_text_embed.text_embedder.linear_1": (d, pooled_dim),
-        "time_text_embed.text_embedder.linear_2": (d, d),
-        "norm_out.linear": (2 * d, d),
-        "proj_out": (None, d),
-    }
-    if family == "flux":
-        modules |= {
-            "x_embedder": (d, None),
-            "time_text_embed.guidance_embedder.linear_1": (d, None),
-            "time_text_embed.guidance_embedder.linear_2": (d, d),
-        }
-    return modules
-
-
-def _lora_scales(family: str, modules: dict[str, dict[str, Tensor]]) -> dict[str, float]:
+def _lora_scales(family: Family, modules: dict[str, dict[str, Tensor]]) -> dict[str, float]:
     """peft scaling per module as diffusers 0.33.1 sets it up (§8).
 
     Flux passes the file's alphas: scale = alpha / r, where a module without its own alpha gets the most common
     alpha (ties: the first in file order). The official SD3 loader passes no alphas, so SD3 is always 1.0.
     """
     alphas = {path: float(parts["alpha"]) for path, parts in modules.items() if "alpha" in parts}
-    if family == "sd3" or not alphas:
+    if not family.lora_alphas or not alphas:
         return dict.fromkeys(modules, 1.0)
     common_alpha = Counter(alphas.values()).most_common(1)[0][0]
     return {path: alphas.get(path, common_alpha) / parts["lora_A.weight"].shape[0] for path, parts in modules.items()}
 
 
-def _is_active(path: str, layout_blocks: set[str]) -> bool:
+def _is_active(path: str, family: Family, layout_blocks: set[str], last_joint_index: int) -> bool:
     match = _BLOCK_MODULE.fullmatch(path)
     if match is None or f"{match['kind']}.{match['index']}" not in layout_blocks:
         return False
-    active = _SINGLE_ACTIVE if match["kind"] == "single_transformer_blocks" else _JOINT_ACTIVE
-    return match["sub"] in active
+    return match["sub"] in family.block_layout(f"{match['kind']}.{match['index']}", last_joint_index).active
 
 
 def _block_indices(blocks: Iterable[str], kind: str) -> tuple[int, ...]:

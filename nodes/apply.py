@@ -4,28 +4,28 @@ import logging
 import torch
 
 from ..instanceassemble_core.branch import InstanceBranch
+from ..instanceassemble_core.families import FAMILIES
 from ..instanceassemble_core.weights import InstanceAssembleWeights
 from .encode import EncodedLayout
 from .hosts import FamilyError, Host, host_for
 from .patch import InstanceAssemblePatch
 
 NODE = "InstanceAssembleApply"
-FAMILY_NAMES = {"flux": "Flux.1", "sd3": "SD3-medium"}
 FP8_DTYPES = {getattr(torch, name) for name in ("float8_e4m3fn", "float8_e5m2") if hasattr(torch, name)}
 
 
 def check_compatible(host: Host, weights: InstanceAssembleWeights, layout: EncodedLayout) -> None:
     """Raise a FamilyError naming the input at fault, what was found, and the fix."""
-    model_family = FAMILY_NAMES[host.family]
-    if weights.family != host.family:
+    model_family = host.family.display_name
+    if weights.family != host.family.name:
         raise FamilyError(
-            f"{NODE}: instanceassemble: these are {FAMILY_NAMES[weights.family]} InstanceAssemble weights "
+            f"{NODE}: instanceassemble: these are {FAMILIES[weights.family].display_name} InstanceAssemble weights "
             f"({weights.source}) but the model is {model_family}. Load the {model_family} weights with "
             "InstanceAssembleLoader.")
-    if layout.family != host.family:
+    if layout.family != host.family.name:
         raise FamilyError(
-            f"{NODE}: layout: the layout was encoded with a {FAMILY_NAMES[layout.family]} CLIP but the model is "
-            f"{model_family}. Connect the CLIP that belongs to the {model_family} model to "
+            f"{NODE}: layout: the layout was encoded with a {FAMILIES[layout.family].display_name} CLIP but the "
+            f"model is {model_family}. Connect the CLIP that belongs to the {model_family} model to "
             "InstanceAssembleLayoutEncode.")
     if weights.hidden_dim != host.hidden_dim:
         raise FamilyError(

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..instanceassemble_core.families import FAMILIES
 from ..instanceassemble_core.geometry import dense_samples
 from ..instanceassemble_core.layout import Layout
 
@@ -62,12 +63,10 @@ def encode_instance_texts(clip, texts: list[str]) -> tuple[str, Tensor]:
     clip.load_model()
     model, tokenizer = clip.cond_stage_model, clip.tokenizer
     with torch.no_grad():
-        if family == "flux":
-            pooled = _pooled(model.clip_l, _plain_token_ids(tokenizer.clip_l, unique), projected=False)
-        else:
-            pooled = torch.cat([_pooled(model.clip_l, _plain_token_ids(tokenizer.clip_l, unique), projected=True),
-                                _pooled(model.clip_g, _plain_token_ids(tokenizer.clip_g, unique), projected=True)],
-                               dim=-1)
+        pooled = torch.cat([
+            _pooled(getattr(model, part.encoder), _plain_token_ids(getattr(tokenizer, part.encoder), unique),
+                    projected=part.projected)
+            for part in FAMILIES[family].pooled_text], dim=-1)
     return family, pooled[[unique.index(text) for text in texts]]
 
 

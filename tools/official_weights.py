@@ -17,48 +17,41 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-FOURIER_DIM = 1152  # 8 frequencies x (sin, cos) x 72 box coordinates
-LORA_FILE_NAME = "pytorch_lora_weights.safetensors"
-LAYOUT_FILE_NAME = "layout.pth"
+from instanceassemble_core.families import FAMILIES, FLUX, SD3, BlockLayout, Family
+from instanceassemble_core.geometry import FOURIER_DIM
+from instanceassemble_core.weights import LAYOUT_FILE_NAME, LORA_FILE_NAME
+
+
+def active_modules(layout: BlockLayout) -> dict[str, tuple[int, int]]:
+    """Active LoRA modules of one kind of layout block: (out, in) in multiples of D."""
+    return {name: layout.modules[name] for name in layout.active}
+
 
 # LoRA target modules of a layout block that the official code ever switches on: (out, in) in multiples of D.
-JOINT_ACTIVE_MODULES = {
-    "norm1.linear": (6, 1),
-    "norm1_context.linear": (6, 1),
-    "attn.to_q": (1, 1), "attn.to_k": (1, 1), "attn.to_v": (1, 1),
-    "attn.add_q_proj": (1, 1), "attn.add_k_proj": (1, 1), "attn.add_v_proj": (1, 1),
-    "attn.to_out.0": (1, 1), "attn.to_add_out": (1, 1),
-    "ff.net.2": (1, 4),
-    "ff_context.net.2": (1, 4),
-}
-SD3_LAST_BLOCK_ACTIVE_MODULES = {
-    **{name: dims for name, dims in JOINT_ACTIVE_MODULES.items()
-       if name != "attn.to_add_out" and not name.startswith("ff_context.")},
-    "norm1_context.linear": (2, 1),  # AdaLayerNormContinuous: (scale, shift)
-}
-SINGLE_ACTIVE_MODULES = {
-    "norm.linear": (3, 1),
-    "proj_mlp": (4, 1),
-    "attn.to_q": (1, 1), "attn.to_k": (1, 1), "attn.to_v": (1, 1),
-    "proj_out": (1, 5),
-}
+JOINT_ACTIVE_MODULES = active_modules(FLUX.joint)
+SD3_LAST_BLOCK_ACTIVE_MODULES = active_modules(SD3.last_joint)  # norm1_context: AdaLayerNormContinuous (scale, shift)
+SINGLE_ACTIVE_MODULES = active_modules(FLUX.single)
+
+
+def _family(name: str) -> Family:
+    if name not in FAMILIES:
+        raise ValueError(f"family must be one of {sorted(FAMILIES)}, not {name!r}")
+    return FAMILIES[name]
 
 
 def layout_block_names(family: str, num_double_blocks: int) -> tuple[str, ...]:
     """Blocks that carry ``layout_forward``: Flux double blocks i % 3 == 0 plus single block 0; SD3 every block."""
-    if family == "flux":
-        return (*(f"transformer_blocks.{i}" for i in range(0, num_double_blocks, 3)), "single_transformer_blocks.0")
-    if family == "sd3":
-        return tuple(f"transformer_blocks.{i}" for i in range(num_double_blocks))
-    raise ValueError(f"family must be 'flux' or 'sd3', not {family!r}")
+    description = _family(family)
+    return description.layout_blocks(num_double_blocks, max(description.single_layout_blocks, default=-1) + 1)
 
 
 def inactive_lora_modules(family: str, num_double_blocks: int, num_single_blocks: int) -> tuple[str, ...]:
     """The recognised-but-never-active LoRA modules that ``extra_inactive=True`` adds."""
+    description = _family(family)
     modules = ["transformer_blocks.0.ff.net.0.proj", "norm_out.linear"]
-    if family == "flux" and num_double_blocks > 1:
-        modules.append("transformer_blocks.1.attn.to_q")
-    if family == "flux" and num_single_blocks > 1:
+    if description.joint_layout_step > 1 and num_double_blocks > 1:
+        modules.append("transformer_blocks.1.attn.to_q")  # a joint block without a layout branch
+    if description.single is not None and num_single_blocks > 1:
         modules.append("single_transformer_blocks.1.attn.to_q")
     return tuple(modules)
 
@@ -71,17 +64,11 @@ def _bias(generator: torch.Generator, dim: int) -> torch.Tensor:
     return 0.1 + 0.05 * torch.randn(dim, generator=generator)
 
 
-def _active_modules(family: str, hidden_dim: int, num_double_blocks: int) -> dict[str, tuple[int, int]]:
+def _active_modules(family: Family, hidden_dim: int, num_double_blocks: int) -> dict[str, tuple[int, int]]:
     """Diffusers module path -> (out, in) for every active LoRA module of every layout block."""
     modules = {}
-    for block in layout_block_names(family, num_double_blocks):
-        if block.startswith("single_"):
-            table = SINGLE_ACTIVE_MODULES
-        elif family == "sd3" and block == f"transformer_blocks.{num_double_blocks - 1}":
-            table = SD3_LAST_BLOCK_ACTIVE_MODULES
-        else:
-            table = JOINT_ACTIVE_MODULES
-        for name, (out_mult, in_mult) in table.items():
+    for block in layout_block_names(family.name, num_double_blocks):
+        for name, (out_mult, in_mult) in active_modules(family.block_layout(block, num_double_blocks - 1)).items():
             modules[f"{block}.{name}"] = (out_mult * hidden_dim, in_mult * hidden_dim)
     return modules
 
@@ -98,10 +85,12 @@ def make_official_weights(family: str, hidden_dim: int, pooled_dim: int, num_dou
     [D/2, D+1152], ``.linear_2`` [D, D/2] (weights and biases), and ``<block>.layout_forward.weight`` [D, D] /
     ``.bias`` [D] per layout block. Flux needs ``num_single_blocks >= 1``; SD3 has no single blocks.
     """
-    if family == "flux" and num_single_blocks < 1:
-        raise ValueError("Flux weights need num_single_blocks >= 1 (single block 0 is a layout block)")
-    if family == "sd3" and num_single_blocks:
-        raise ValueError("SD3 has no single blocks")
+    description = _family(family)
+    if num_single_blocks <= max(description.single_layout_blocks, default=-1):
+        raise ValueError(f"{description.display_name} weights need num_single_blocks >= "
+                         f"{max(description.single_layout_blocks) + 1} (single block 0 is a layout block)")
+    if description.single is None and num_single_blocks:
+        raise ValueError(f"{description.display_name} has no single blocks")
     generator = torch.Generator().manual_seed(seed)
     dim = hidden_dim
 
@@ -118,7 +107,7 @@ def make_official_weights(family: str, hidden_dim: int, pooled_dim: int, num_dou
         layout_sd[f"{block}.layout_forward.weight"] = _lecun(generator, dim, dim)
         layout_sd[f"{block}.layout_forward.bias"] = _bias(generator, dim)
 
-    modules = _active_modules(family, dim, num_double_blocks)
+    modules = _active_modules(description, dim, num_double_blocks)
     if extra_inactive:
         inactive_dims = {"transformer_blocks.0.ff.net.0.proj": (4 * dim, dim), "norm_out.linear": (2 * dim, dim)}
         for path in inactive_lora_modules(family, num_double_blocks, num_single_blocks):

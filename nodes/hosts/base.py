@@ -1,4 +1,5 @@
 """What every host shares: the block-replacement object and the LoRA-augmented view of a host layer."""
+import operator
 from typing import Callable, Optional
 
 import torch
@@ -6,6 +7,7 @@ from torch import Tensor
 
 from ...instanceassemble_core.assemble import InstanceRope
 from ...instanceassemble_core.branch import InstanceBranch
+from ...instanceassemble_core.families import BlockLayout, Family
 from ...instanceassemble_core.lora import with_deltas
 
 
@@ -30,14 +32,13 @@ class BlockPatch:
         return self  # ModelPatcher.clone deep-copies model_options; the patch holds module references
 
 
-def lora_linear(branch: InstanceBranch, block_path: str, module: Callable[[Tensor], Tensor],
-                *targets: tuple[int, str]) -> Callable[[Tensor], Tensor]:
-    """A host layer plus the layout-LoRA deltas of the diffusers modules fused into it.
-
-    targets: (first output row, diffusers module path relative to the block), e.g. (D, "attn.to_k").
-    """
-    deltas = [(offset, branch.delta(f"{block_path}.{name}")) for offset, name in targets]
-    return with_deltas(module, [(offset, delta) for offset, delta in deltas if delta is not None])
+def lora_layer(branch: InstanceBranch, layout: BlockLayout, block, block_path: str, width: int,
+               layer: str) -> Callable[[Tensor], Tensor]:
+    """The host layer ``layer`` of ``block`` (an attribute path, e.g. "img_attn.qkv") plus the layout-LoRA deltas
+    of the diffusers modules that ``layout`` maps onto it, each at its row offset (a multiple of ``width``)."""
+    deltas = [(row * width, branch.delta(f"{block_path}.{name}")) for row, name in layout.slots_of(layer)]
+    return with_deltas(operator.attrgetter(layer)(block),
+                       [(offset, delta) for offset, delta in deltas if delta is not None])
 
 
 def feed_forward(fc1: Callable, activation: Callable, fc2: Callable) -> Callable[[Tensor], Tensor]:
@@ -45,8 +46,8 @@ def feed_forward(fc1: Callable, activation: Callable, fc2: Callable) -> Callable
 
 
 class Host:
-    """One model family. Subclasses define ``family``, ``matches`` and ``block_patches``."""
-    family: str = ""
+    """One model family's transformer class. Subclasses define ``family``, ``matches`` and ``block_patches``."""
+    family: Family
     patch_size: int = 2
 
     def __init__(self, diffusion_model):

@@ -1,10 +1,10 @@
 """Flux.1 host: double blocks {0, 3, …, 18} and single block 0 of ``comfy.ldm.flux.model.Flux``
 (docs/reference-semantics.md §9.1, §9.2).
 
-LoRA mapping onto BFL's fused layers (§13.6): ``to_q|to_k|to_v`` are row slices of ``img_attn.qkv``,
-``add_{q,k,v}_proj`` of ``txt_attn.qkv``; in the single block ``to_q|to_k|to_v|proj_mlp`` are row slices of
-``linear1`` and ``proj_out`` is ``linear2``.
+Which diffusers module's LoRA lands on which of BFL's fused layers, at which rows (§13.6), is ``FLUX``'s
+``HostSlot`` table in ``instanceassemble_core.families``.
 """
+from functools import partial
 from typing import Optional
 
 import torch
@@ -13,11 +13,12 @@ from torch import Tensor
 from ...instanceassemble_core.assemble import (InstanceRope, JointBlockOps, SingleBlockOps, joint_block_branch,
                                                single_block_branch)
 from ...instanceassemble_core.branch import InstanceBranch
-from .base import BlockPatch, Host, cast_linear, feed_forward, lora_linear
+from ...instanceassemble_core.families import FLUX
+from .base import BlockPatch, Host, cast_linear, feed_forward, lora_layer
 
 
 class FluxHost(Host):
-    family = "flux"
+    family = FLUX
 
     @staticmethod
     def matches(diffusion_model) -> bool:
@@ -47,34 +48,31 @@ class FluxHost(Host):
         return patches
 
     def _double_ops(self, branch: InstanceBranch, index: int) -> JointBlockOps:
-        block, path, width = self.model.double_blocks[index], f"transformer_blocks.{index}", self.hidden_dim
+        block, path = self.model.double_blocks[index], f"transformer_blocks.{index}"
+        lora = partial(lora_layer, branch, FLUX.joint, block, path, self.hidden_dim)
         return JointBlockOps(
             num_heads=block.num_heads,
-            img_modulation=lora_linear(branch, path, block.img_mod.lin, (0, "norm1.linear")),
-            ctx_modulation=lora_linear(branch, path, block.txt_mod.lin, (0, "norm1_context.linear")),
-            img_qkv=lora_linear(branch, path, block.img_attn.qkv,
-                                (0, "attn.to_q"), (width, "attn.to_k"), (2 * width, "attn.to_v")),
-            ctx_qkv=lora_linear(branch, path, block.txt_attn.qkv,
-                                (0, "attn.add_q_proj"), (width, "attn.add_k_proj"), (2 * width, "attn.add_v_proj")),
-            img_out=lora_linear(branch, path, block.img_attn.proj, (0, "attn.to_out.0")),
-            ctx_out=lora_linear(branch, path, block.txt_attn.proj, (0, "attn.to_add_out")),
-            img_mlp=feed_forward(block.img_mlp[0], block.img_mlp[1],
-                                 lora_linear(branch, path, block.img_mlp[2], (0, "ff.net.2"))),
-            ctx_mlp=feed_forward(block.txt_mlp[0], block.txt_mlp[1],
-                                 lora_linear(branch, path, block.txt_mlp[2], (0, "ff_context.net.2"))),
+            img_modulation=lora("img_mod.lin"),
+            ctx_modulation=lora("txt_mod.lin"),
+            img_qkv=lora("img_attn.qkv"),
+            ctx_qkv=lora("txt_attn.qkv"),
+            img_out=lora("img_attn.proj"),
+            ctx_out=lora("txt_attn.proj"),
+            img_mlp=feed_forward(block.img_mlp[0], block.img_mlp[1], lora("img_mlp.2")),
+            ctx_mlp=feed_forward(block.txt_mlp[0], block.txt_mlp[1], lora("txt_mlp.2")),
             layout_forward=cast_linear(branch.layout_forward(path)),
             img_qk_norm=lambda q, k: block.img_attn.norm(q, k, q),
             ctx_qk_norm=lambda q, k: block.txt_attn.norm(q, k, q),
         )
 
     def _single_ops(self, branch: InstanceBranch, index: int) -> SingleBlockOps:
-        block, path, width = self.model.single_blocks[index], f"single_transformer_blocks.{index}", self.hidden_dim
+        block, path = self.model.single_blocks[index], f"single_transformer_blocks.{index}"
+        lora = partial(lora_layer, branch, FLUX.single, block, path, self.hidden_dim)
         return SingleBlockOps(
             num_heads=block.num_heads,
-            modulation=lora_linear(branch, path, block.modulation.lin, (0, "norm.linear")),
-            linear1=lora_linear(branch, path, block.linear1, (0, "attn.to_q"), (width, "attn.to_k"),
-                                (2 * width, "attn.to_v"), (3 * width, "proj_mlp")),
-            linear2=lora_linear(branch, path, block.linear2, (0, "proj_out")),
+            modulation=lora("modulation.lin"),
+            linear1=lora("linear1"),
+            linear2=lora("linear2"),
             layout_forward=cast_linear(branch.layout_forward(path)),
             qk_norm=lambda q, k: block.norm(q, k, q),
         )

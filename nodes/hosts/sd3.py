@@ -1,15 +1,18 @@
 """SD3-medium host: every joint block of ComfyUI's MMDiT (docs/reference-semantics.md §9.3). No RoPE and no qk-norm;
 the last block's context stream is pre-only, so the layout stream ends there. The CFG rows without a layout still
 get the LoRA-modulated extra feed-forward pass, exactly as the reference's [uncond, cond] batch does."""
+from functools import partial
+
 from torch import nn
 
 from ...instanceassemble_core.assemble import JointBlockOps, joint_block_branch
 from ...instanceassemble_core.branch import InstanceBranch
-from .base import BlockPatch, FamilyError, Host, cast_linear, feed_forward, lora_linear
+from ...instanceassemble_core.families import SD3
+from .base import BlockPatch, FamilyError, Host, cast_linear, feed_forward, lora_layer
 
 
 class SD3Host(Host):
-    family = "sd3"
+    family = SD3
 
     def __init__(self, diffusion_model):
         super().__init__(diffusion_model)
@@ -39,25 +42,22 @@ class SD3Host(Host):
                 for index in branch.layout_blocks("transformer_blocks")}
 
     def _ops(self, branch: InstanceBranch, index: int) -> JointBlockOps:
-        block, path, width = self.model.joint_blocks[index], f"transformer_blocks.{index}", self.hidden_dim
+        block, path = self.model.joint_blocks[index], f"transformer_blocks.{index}"
         x_block, context_block = block.x_block, block.context_block
         context_pre_only = context_block.pre_only
+        layout = SD3.last_joint if context_pre_only else SD3.joint
+        lora = partial(lora_layer, branch, layout, block, path, self.hidden_dim)
         return JointBlockOps(
             num_heads=x_block.attn.num_heads,
-            img_modulation=lora_linear(branch, path, x_block.adaLN_modulation[1], (0, "norm1.linear")),
-            ctx_modulation=lora_linear(branch, path, context_block.adaLN_modulation[1], (0, "norm1_context.linear")),
-            img_qkv=lora_linear(branch, path, x_block.attn.qkv,
-                                (0, "attn.to_q"), (width, "attn.to_k"), (2 * width, "attn.to_v")),
-            ctx_qkv=lora_linear(branch, path, context_block.attn.qkv,
-                                (0, "attn.add_q_proj"), (width, "attn.add_k_proj"), (2 * width, "attn.add_v_proj")),
-            img_out=lora_linear(branch, path, x_block.attn.proj, (0, "attn.to_out.0")),
-            ctx_out=None if context_pre_only else lora_linear(branch, path, context_block.attn.proj,
-                                                              (0, "attn.to_add_out")),
-            img_mlp=feed_forward(x_block.mlp.fc1, x_block.mlp.act,
-                                 lora_linear(branch, path, x_block.mlp.fc2, (0, "ff.net.2"))),
-            ctx_mlp=None if context_pre_only else feed_forward(
-                context_block.mlp.fc1, context_block.mlp.act,
-                lora_linear(branch, path, context_block.mlp.fc2, (0, "ff_context.net.2"))),
+            img_modulation=lora("x_block.adaLN_modulation.1"),
+            ctx_modulation=lora("context_block.adaLN_modulation.1"),
+            img_qkv=lora("x_block.attn.qkv"),
+            ctx_qkv=lora("context_block.attn.qkv"),
+            img_out=lora("x_block.attn.proj"),
+            ctx_out=None if context_pre_only else lora("context_block.attn.proj"),
+            img_mlp=feed_forward(x_block.mlp.fc1, x_block.mlp.act, lora("x_block.mlp.fc2")),
+            ctx_mlp=None if context_pre_only else feed_forward(context_block.mlp.fc1, context_block.mlp.act,
+                                                               lora("context_block.mlp.fc2")),
             layout_forward=cast_linear(branch.layout_forward(path)),
         )
 
