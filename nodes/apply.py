@@ -5,6 +5,7 @@ import torch
 
 from ..instanceassemble_core.branch import InstanceBranch
 from ..instanceassemble_core.families import FAMILIES
+from ..instanceassemble_core.schedule import GroundingSchedule
 from ..instanceassemble_core.weights import InstanceAssembleWeights
 from .encode import EncodedLayout
 from .hosts import FamilyError, Host, host_for
@@ -74,12 +75,13 @@ class InstanceAssembleApply:
               layout_scale: float, grounding_ratio: float):
         host = host_for_node(model)
         check_compatible(host, instanceassemble, layout)
-        if layout_scale == 0 or grounding_ratio == 0:
+        schedule = GroundingSchedule(grounding_ratio)
+        if layout_scale == 0 or schedule.never_grounds:
             return (model,)
         if not layout.layout.instances:
             logging.warning("%s: the layout has no boxes; only the branch's feed-forward pass will run.", NODE)
         branch = InstanceBranch(instanceassemble).to(compute_dtype(model))
-        return (InstanceAssemblePatch(host, branch, layout, layout_scale, grounding_ratio).patch(model),)
+        return (InstanceAssemblePatch(host, branch, layout, layout_scale, schedule).patch(model),)
 
 
 def host_for_node(model) -> Host:

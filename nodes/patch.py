@@ -1,15 +1,13 @@
 """Patching a ComfyUI MODEL with the instance branch.
 
-Three wrappers, all state travelling in the sampler call's own options (never on modules or in globals, so two
-graphs with different layouts on the same model cannot see each other's state):
-- SAMPLER_SAMPLE starts a StepTracker for the sampler call and listens to its progress callback;
+Three wrappers, all per-call state travelling in the sampler call's own options under the patch's ``OptionKeys``
+(the contract is in ``call_context``):
+- SAMPLER_SAMPLE starts the schedule's StepTracker for the sampler call and listens to its progress callback;
 - PREDICT_NOISE asks the tracker, once per model evaluation, whether the evaluation is grounded;
-- APPLY_MODEL builds the call state (instance indices, layout stream from the layout encoder) for a grounded
+- APPLY_MODEL builds the CallContext (instance indices, layout stream from the layout encoder) for a grounded
   evaluation and hands it to the block replacements; an ungrounded one runs the stock path untouched.
 """
 import logging
-import uuid
-from dataclasses import dataclass
 from typing import Optional
 
 import torch
@@ -18,26 +16,15 @@ from torch import Tensor
 import comfy.model_patcher
 import comfy.patcher_extension
 
-from ..instanceassemble_core.assemble import InstanceBatch, InstanceRope, build_instance_batch
+from ..instanceassemble_core.assemble import InstanceBatch, build_instance_batch
 from ..instanceassemble_core.branch import InstanceBranch
 from ..instanceassemble_core.geometry import box_token_indices, layout_token_positions
-from ..instanceassemble_core.schedule import StepTracker, is_grounded_sigma
+from ..instanceassemble_core.schedule import GroundingSchedule
+from .call_context import CallContext, LayoutStream, OptionKeys
 from .encode import EncodedLayout
 from .hosts import Host
 
 WRAPPER_KEY = "instanceassemble"
-
-
-@dataclass
-class CallState:
-    """Everything the layout blocks of one model call share. The layout stream [K, D] is carried from block to
-    block and rebuilt from the layout encoder at every call."""
-    batch: InstanceBatch
-    layout_stream: Optional[Tensor]
-    layout_positions: Tensor        # [K, 2] (row, col) of each layout token, for Flux RoPE
-    layout_scale: float
-    txt_len: int
-    rope: Optional[InstanceRope] = None
 
 
 class LatentSizeError(ValueError):
@@ -74,15 +61,13 @@ class InstanceAssemblePatch:
     """The wrappers of one InstanceAssembleApply node."""
 
     def __init__(self, host: Host, branch: InstanceBranch, layout: EncodedLayout, layout_scale: float,
-                 grounding_ratio: float):
+                 schedule: GroundingSchedule):
         self.host = host
         self.branch = branch
         self.layout = layout
         self.layout_scale = layout_scale
-        self.grounding_ratio = grounding_ratio
-        self.state_key = f"instanceassemble_state_{uuid.uuid4().hex[:12]}"
-        self.tracker_key = f"instanceassemble_steps_{self.state_key[-12:]}"
-        self.grounded_key = f"instanceassemble_grounded_{self.state_key[-12:]}"
+        self.schedule = schedule
+        self.keys = OptionKeys.new()
         self._batches: dict[tuple, InstanceBatch] = {}
         self._warned_aspect = False
 
@@ -96,7 +81,8 @@ class InstanceAssemblePatch:
         patched.add_wrapper_with_key(wrappers.SAMPLER_SAMPLE, WRAPPER_KEY, self.track_steps)
         patched.add_wrapper_with_key(wrappers.PREDICT_NOISE, WRAPPER_KEY, self.mark_evaluation)
         patched.add_wrapper_with_key(wrappers.APPLY_MODEL, WRAPPER_KEY, self.apply_model)
-        for (block_kind, index), block_patch in self.host.block_patches(self.branch, self.state_key).items():
+        block_patches = self.host.block_patches(self.branch, self.layout_scale, self.keys.context)
+        for (block_kind, index), block_patch in block_patches.items():
             patched.set_model_patch_replace(block_patch, "dit", block_kind, index)
         branch_patcher = comfy.model_patcher.ModelPatcher(self.branch, load_device=model.load_device,
                                                           offload_device=model.offload_device)
@@ -105,37 +91,36 @@ class InstanceAssemblePatch:
 
     def track_steps(self, executor, guider, sigmas, extra_args, callback, *args, **kwargs):
         sampler_function = getattr(executor.class_obj, "sampler_function", None)
-        tracker = StepTracker(sigmas, self.grounding_ratio,
-                              getattr(sampler_function, "__name__", "").removeprefix("sample_"))
+        tracker = self.schedule.tracker(sigmas, getattr(sampler_function, "__name__", "").removeprefix("sample_"))
 
         def on_step(index, denoised, x, total_steps):
             tracker.on_step(index)
             if callback is not None:
                 callback(index, denoised, x, total_steps)
 
-        extra_args["model_options"].setdefault("transformer_options", {})[self.tracker_key] = tracker
+        extra_args["model_options"].setdefault("transformer_options", {})[self.keys.steps] = tracker
         return executor(guider, sigmas, extra_args, on_step, *args, **kwargs)
 
     def mark_evaluation(self, executor, x, timestep, model_options={}, seed=None):
         options = model_options.get("transformer_options", {})
-        tracker = options.get(self.tracker_key)
+        tracker = options.get(self.keys.steps)
         if tracker is not None:
             grounded = tracker.is_grounded(float(timestep.reshape(-1)[0]))
-            model_options = {**model_options, "transformer_options": {**options, self.grounded_key: grounded}}
+            model_options = {**model_options, "transformer_options": {**options, self.keys.grounded: grounded}}
         return executor(x, timestep, model_options, seed)
 
     def apply_model(self, executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={},
                     **kwargs):
-        grounded = transformer_options.get(self.grounded_key)
+        grounded = transformer_options.get(self.keys.grounded)
         if grounded is None:
-            grounded = is_grounded_sigma(transformer_options.get("sample_sigmas"), float(t.reshape(-1)[0]),
-                                         self.grounding_ratio)
+            grounded = self.schedule.is_grounded_sigma(transformer_options.get("sample_sigmas"),
+                                                       float(t.reshape(-1)[0]))
         if grounded:
-            state = self.call_state(x, c_crossattn, transformer_options)
-            transformer_options = {**transformer_options, self.state_key: state}
+            context = self.call_context(x, c_crossattn, transformer_options)
+            transformer_options = {**transformer_options, self.keys.context: context}
         return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
 
-    def call_state(self, latent: Tensor, context: Optional[Tensor], transformer_options: dict) -> CallState:
+    def call_context(self, latent: Tensor, context: Optional[Tensor], transformer_options: dict) -> CallContext:
         grid_h, grid_w = token_grid(latent, self.host.patch_size)
         self._check_aspect(grid_h, grid_w)
         rows = layout_rows(latent.shape[0], transformer_options.get("cond_or_uncond"))
@@ -149,9 +134,9 @@ class InstanceAssemblePatch:
         else:
             tokens = torch.zeros(0, self.branch.hidden_dim, device=latent.device, dtype=dtype)
         positions = layout_token_positions(self.layout.samples, grid_h, grid_w).to(latent.device)
-        return CallState(batch=batch, layout_stream=tokens.repeat(num_repeats, 1),
-                         layout_positions=positions.repeat(num_repeats, 1), layout_scale=self.layout_scale,
-                         txt_len=0 if context is None else context.shape[1])
+        return CallContext(batch=batch, layout_positions=positions.repeat(num_repeats, 1),
+                           txt_len=0 if context is None else context.shape[1],
+                           stream=LayoutStream(tokens.repeat(num_repeats, 1)))
 
     def _instance_batch(self, grid_h: int, grid_w: int, rows: list[int], device) -> InstanceBatch:
         key = (grid_h, grid_w, tuple(rows), str(device))

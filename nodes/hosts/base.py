@@ -9,6 +9,7 @@ from ...instanceassemble_core.assemble import InstanceRope
 from ...instanceassemble_core.branch import InstanceBranch
 from ...instanceassemble_core.families import BlockLayout, Family
 from ...instanceassemble_core.lora import with_deltas
+from ..call_context import CallContext
 
 
 class FamilyError(ValueError):
@@ -17,16 +18,19 @@ class FamilyError(ValueError):
 
 class BlockPatch:
     """A ``patches_replace["dit"]`` entry: run the stock block, then, when this model call is grounded (its
-    transformer options hold our call state), the instance branch on the block's output."""
+    transformer options hold our CallContext under ``context_key``), the instance branch on the block's output.
 
-    def __init__(self, state_key: str, run_branch: Callable[[dict, dict, object], dict]):
-        self.state_key = state_key
+    run_branch(args, out, context) -> the block's new output dict.
+    """
+
+    def __init__(self, context_key: str, run_branch: Callable[[dict, dict, CallContext], dict]):
+        self.context_key = context_key
         self.run_branch = run_branch
 
     def __call__(self, args: dict, extra: dict) -> dict:
         out = extra["original_block"](args)
-        state = (args.get("transformer_options") or {}).get(self.state_key)
-        return out if state is None else self.run_branch(args, out, state)
+        context = (args.get("transformer_options") or {}).get(self.context_key)
+        return out if context is None else self.run_branch(args, out, context)
 
     def __deepcopy__(self, memo):
         return self  # ModelPatcher.clone deep-copies model_options; the patch holds module references
@@ -69,10 +73,12 @@ class Host:
     def num_single_blocks(self) -> int:
         return 0
 
-    def block_patches(self, branch: InstanceBranch, state_key: str) -> dict[tuple[str, int], BlockPatch]:
+    def block_patches(self, branch: InstanceBranch, layout_scale: float,
+                      context_key: str) -> dict[tuple[str, int], BlockPatch]:
+        """One replacement per layout block, keyed as ``patches_replace["dit"]`` is: (block kind, index)."""
         raise NotImplementedError
 
-    def instance_rope(self, state, pe: Optional[Tensor]) -> Optional[InstanceRope]:
+    def instance_rope(self, context: CallContext, pe: Optional[Tensor]) -> Optional[InstanceRope]:
         return None
 
 

@@ -14,6 +14,7 @@ from ...instanceassemble_core.assemble import (InstanceRope, JointBlockOps, Sing
                                                single_block_branch)
 from ...instanceassemble_core.branch import InstanceBranch
 from ...instanceassemble_core.families import FLUX
+from ..call_context import CallContext
 from .base import BlockPatch, Host, cast_linear, feed_forward, lora_layer
 
 
@@ -37,14 +38,15 @@ class FluxHost(Host):
     def num_single_blocks(self) -> int:
         return len(self.model.single_blocks)
 
-    def block_patches(self, branch: InstanceBranch, state_key: str) -> dict[tuple[str, int], BlockPatch]:
+    def block_patches(self, branch: InstanceBranch, layout_scale: float,
+                      context_key: str) -> dict[tuple[str, int], BlockPatch]:
         patches = {}
         for index in branch.layout_blocks("transformer_blocks"):
             ops = self._double_ops(branch, index)
-            patches[("double_block", index)] = BlockPatch(state_key, self._run_double(ops))
+            patches[("double_block", index)] = BlockPatch(context_key, self._run_double(ops, layout_scale))
         for index in branch.layout_blocks("single_transformer_blocks"):
             ops = self._single_ops(branch, index)
-            patches[("single_block", index)] = BlockPatch(state_key, self._run_single(ops))
+            patches[("single_block", index)] = BlockPatch(context_key, self._run_single(ops, layout_scale))
         return patches
 
     def _double_ops(self, branch: InstanceBranch, index: int) -> JointBlockOps:
@@ -77,31 +79,33 @@ class FluxHost(Host):
             qk_norm=lambda q, k: block.norm(q, k, q),
         )
 
-    def _run_double(self, ops: JointBlockOps):
-        def run(args: dict, out: dict, state) -> dict:
-            rope = self.instance_rope(state, args["pe"])
-            img, state.layout_stream = joint_block_branch(ops, out["img"], args["vec"], state.layout_stream,
-                                                          state.batch, state.layout_scale, rope)
+    def _run_double(self, ops: JointBlockOps, layout_scale: float):
+        def run(args: dict, out: dict, context: CallContext) -> dict:
+            rope = self.instance_rope(context, args["pe"])
+            img, layout_stream = joint_block_branch(ops, out["img"], args["vec"], context.stream.take(),
+                                                    context.batch, layout_scale, rope)
+            context.stream.hand_on(layout_stream)
             return {"img": img, "txt": out["txt"]}
         return run
 
-    def _run_single(self, ops: SingleBlockOps):
-        def run(args: dict, out: dict, state) -> dict:
-            rope = self.instance_rope(state, args["pe"])
-            return {"img": single_block_branch(ops, out["img"], args["vec"], state.layout_stream, state.batch,
-                                               state.layout_scale, state.txt_len, rope)}
+    def _run_single(self, ops: SingleBlockOps, layout_scale: float):
+        def run(args: dict, out: dict, context: CallContext) -> dict:
+            rope = self.instance_rope(context, args["pe"])
+            return {"img": single_block_branch(ops, out["img"], args["vec"], context.stream.take(), context.batch,
+                                               layout_scale, context.txt_len, rope)}
         return run
 
-    def instance_rope(self, state, pe: Optional[Tensor]) -> Optional[InstanceRope]:
+    def instance_rope(self, context: CallContext, pe: Optional[Tensor]) -> Optional[InstanceRope]:
         """Per-instance rotations (§6, §13.5): the layout token at its box centre (0, row, col), image tokens
         at their true positions, gathered from the model's own ``pe`` [B|1, 1, txt + img, d/2, 2, 2]."""
         if pe is None:
             return None
-        if state.rope is None:
-            batch = state.batch
+
+        def build() -> InstanceRope:
+            batch = context.batch
             rows = batch.union_rows if pe.shape[0] > 1 else torch.zeros_like(batch.union_rows)
-            img_rotation = pe[rows, 0, state.txt_len + batch.union_tokens]
-            ids = torch.cat([torch.zeros_like(state.layout_positions[:, :1]), state.layout_positions], dim=-1)
+            img_rotation = pe[rows, 0, context.txt_len + batch.union_tokens]
+            ids = torch.cat([torch.zeros_like(context.layout_positions[:, :1]), context.layout_positions], dim=-1)
             layout_rotation = self.model.pe_embedder(ids[None].to(pe.device))[0, 0]
-            state.rope = InstanceRope(img=img_rotation, layout=layout_rotation.to(pe.dtype))
-        return state.rope
+            return InstanceRope(img=img_rotation, layout=layout_rotation.to(pe.dtype))
+        return context.rope.get(build)

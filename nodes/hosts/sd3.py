@@ -8,6 +8,7 @@ from torch import nn
 from ...instanceassemble_core.assemble import JointBlockOps, joint_block_branch
 from ...instanceassemble_core.branch import InstanceBranch
 from ...instanceassemble_core.families import SD3
+from ..call_context import CallContext
 from .base import BlockPatch, FamilyError, Host, cast_linear, feed_forward, lora_layer
 
 
@@ -37,8 +38,9 @@ class SD3Host(Host):
     def num_double_blocks(self) -> int:
         return len(self.model.joint_blocks)
 
-    def block_patches(self, branch: InstanceBranch, state_key: str) -> dict[tuple[str, int], BlockPatch]:
-        return {("double_block", index): BlockPatch(state_key, self._run(self._ops(branch, index)))
+    def block_patches(self, branch: InstanceBranch, layout_scale: float,
+                      context_key: str) -> dict[tuple[str, int], BlockPatch]:
+        return {("double_block", index): BlockPatch(context_key, self._run(self._ops(branch, index), layout_scale))
                 for index in branch.layout_blocks("transformer_blocks")}
 
     def _ops(self, branch: InstanceBranch, index: int) -> JointBlockOps:
@@ -62,10 +64,11 @@ class SD3Host(Host):
         )
 
     @staticmethod
-    def _run(ops: JointBlockOps):
-        def run(args: dict, out: dict, state) -> dict:
-            img, state.layout_stream = joint_block_branch(ops, out["img"], args["vec"], state.layout_stream,
-                                                          state.batch, state.layout_scale)
+    def _run(ops: JointBlockOps, layout_scale: float):
+        def run(args: dict, out: dict, context: CallContext) -> dict:
+            img, layout_stream = joint_block_branch(ops, out["img"], args["vec"], context.stream.take(),
+                                                    context.batch, layout_scale)
+            context.stream.hand_on(layout_stream)
             return {"img": img, "txt": out["txt"]}
         return run
 

@@ -6,6 +6,8 @@ import comfy.sample
 import comfy.samplers
 import node_helpers
 
+from tools.comfyui_path import import_pack
+
 
 def flux_conditioning(clip, text: str, guidance: float = 3.5):
     return node_helpers.conditioning_set_values(clip.encode_from_tokens_scheduled(clip.tokenize(text)),
@@ -65,14 +67,14 @@ def trajectory(model, positive, negative, latent, sigmas: torch.Tensor, cfg=1.0,
 
 class GroundingProbe:
     """An APPLY_MODEL wrapper registered after the pack's: it sees the transformer options the pack hands to the
-    blocks and records, per model call, the sigma and whether the call carried the pack's call state."""
+    blocks and records, per model call, the sigma and whether the call carried the pack's CallContext."""
 
     def __init__(self):
         self.calls = []
         self.outputs = []  # per call: the model output [B, C, h, w]
 
     def __call__(self, executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={}, **kw):
-        grounded = any(key.startswith("instanceassemble_state") for key in transformer_options)
+        grounded = bool(import_pack().nodes.call_context.call_contexts(transformer_options))
         self.calls.append((float(t.reshape(-1)[0]), grounded, list(transformer_options.get("cond_or_uncond", []))))
         out = executor(x, t, c_concat, c_crossattn, control, transformer_options, **kw)
         self.outputs.append(out.detach().clone())
