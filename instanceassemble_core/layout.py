@@ -5,8 +5,7 @@ Boxes are always xyxy in pixels of the target image (spec §1). ``parse_layout``
 - our canonical JSON (what the box-editor widget saves, ``Layout.to_dict``);
 - the official demo JSON and DenseLayout records (``annos`` with ``category_name``/``caption``), also a list of
   DenseLayout records;
-- COCO instances JSON (``bbox`` is xywh there and is converted).
-
+- COCO instances JSON (``bbox`` is xywh there and is converted);
 - JSON Lines (one DenseLayout record per line, as the ``datasets`` library's ``to_json`` writes them).
 
 Every problem is a ``LayoutError`` naming the JSON field and saying how to fix it, whatever the input (``parse_layout``
@@ -136,8 +135,7 @@ def parse_layout(source: str | dict | list, *, width: int | None = None, height:
     except LayoutError:
         raise
     except RecursionError:
-        raise _fail("json", "the JSON is nested too deeply to read.",
-                    "A layout is an object holding a list of boxes; remove the extra levels of brackets.") from None
+        raise _too_deep("json") from None
     except Exception as error:  # a case the checks below missed: still the user's input, never a raw error
         raise _fail("json", f"the layout could not be read ({type(error).__name__}: {_shown(str(error))}).",
                     "Check the layout against the formats in the node's description.") from error
@@ -167,11 +165,15 @@ def _loads(text: str, field: str) -> Any:
     except json.JSONDecodeError:
         raise
     except RecursionError:
-        raise _fail(field, "the JSON is nested too deeply to read.",
-                    "A layout is an object holding a list of boxes; remove the extra levels of brackets.") from None
+        raise _too_deep(field) from None
     except ValueError:  # Python's limit on the digits of an integer
         raise _fail(field, f"a number in the JSON has more than {sys.get_int_max_str_digits()} digits.",
                     "Write every number with a sensible number of digits (pixels, ids).") from None
+
+
+def _too_deep(field: str) -> LayoutError:
+    return _fail(field, "the JSON is nested too deeply to read.",
+                 "A layout is an object holding a list of boxes; remove the extra levels of brackets.")
 
 
 def _json_lines(text: str, field: str) -> list | None:
@@ -413,14 +415,14 @@ def _validate_boxes(layout: Layout, max_instances: int, box_fields: Sequence[str
             textless.append(name)
     notes = []
     if past_edge:
-        notes.append(f"{_subject(past_edge, 'reaches', 'reach')} up to {farthest:.3g} px past the image edge (used as given, "
-                     "as the official code does: only the part inside the image gets tokens)")
+        notes.append(f"{_subject(past_edge, 'reaches', 'reach')} up to {farthest:.3g} px past the image edge "
+                     "(used as given, as the official code does: only the part inside the image gets tokens)")
     if zero_area:
-        notes.append(f"{_subject(zero_area, 'has', 'have')} zero area (used as given: the official token rule widens "
-                     "such a box to one token row or column; one at [0, 0, 0, 0] gets none)")
+        notes.append(f"{_subject(zero_area, 'has', 'have')} zero area (used as given: the official token rule "
+                     "widens such a box to one token row or column; one at [0, 0, 0, 0] gets none)")
     if textless:
-        notes.append(f"{_subject(textless, 'has', 'have')} neither a category nor a caption (encoded as an empty text, "
-                     "as the official code does)")
+        notes.append(f"{_subject(textless, 'has', 'have')} neither a category nor a caption (encoded as an empty "
+                     "text, as the official code does)")
     if count > OFFICIAL_MAX_INSTANCES:
         notes.append(f"the layout has {count} boxes: the official demo and inference scripts keep the first "
                      f"{OFFICIAL_MAX_INSTANCES} (its DenseLayout benchmark the first "

@@ -86,8 +86,9 @@ def test_real_data_is_accepted_with_one_warning_naming_the_node(pack, caplog):
 
 
 def test_boxes_without_text_encode_as_the_empty_text(pack, flux_clip):
-    layout = from_json(pack, json.dumps({"width": 64, "height": 64, "annos": [
-        {"bbox": [0, 0, 32, 32], "category_name": "", "caption": ""}, {"bbox": [0, 0, 16, 16], "category_name": "a"}]}))[0]
+    annos = [{"bbox": [0, 0, 32, 32], "category_name": "", "caption": ""},
+             {"bbox": [0, 0, 16, 16], "category_name": "a"}]
+    layout = from_json(pack, json.dumps({"width": 64, "height": 64, "annos": annos}))[0]
     encoded = encode(pack, flux_clip, layout)
     _, pooled = pack.nodes.encode.encode_instance_texts(flux_clip, ["", "a"])
     assert torch.equal(encoded.pooled, pooled)
@@ -132,3 +133,26 @@ def test_nan_settings_are_refused_before_sampling(pack, flux_model, flux_weights
         apply(pack, flux_model, flux_weights, encoded, **{setting: float("nan")})
     with pytest.raises(ValueError, match=rf"^InstanceAssembleApply: {setting}: 5.0 is not a number"):
         apply(pack, flux_model, flux_weights, encoded, **{setting: 5.0})  # a linked value skips ComfyUI's check
+
+
+@pytest.mark.parametrize("text, field", HOSTILE[:5])
+def test_runner_reports_a_hostile_layout_file_with_the_field(pack, tmp_path, text, field):
+    from tools import run
+    run.load_nodes()
+    path = tmp_path / "layout.json"
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    with pytest.raises(run.RunError) as error:
+        run.layout_graph(path, "flux-dev")
+    assert str(error.value).startswith(f"{path}: {FROM_JSON}: json ({field}): ")
+
+
+def test_runner_floors_a_json_lines_layout_to_the_official_grid(pack, tmp_path):
+    from tools import run
+    run.load_nodes()
+    record = {"id": 3, "prompt": "a chair", "width": 1500, "height": 1000,
+              "annos": [{"bbox": [658, 176, 1199, 848], "category_name": "chair", "caption": ""}]}
+    path = tmp_path / "dense.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    inputs = next(node["inputs"] for node in run.layout_graph(path, "flux-dev").values()
+                  if node["class_type"] == FROM_JSON)
+    assert (inputs["width"], inputs["height"]) == (1488, 992)  # 93 × 62 tokens, as W//16 × H//16
