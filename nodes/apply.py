@@ -73,6 +73,7 @@ class InstanceAssembleApply:
 
     def apply(self, model, instanceassemble: InstanceAssembleWeights, layout: EncodedLayout,
               layout_scale: float, grounding_ratio: float):
+        check_settings(layout_scale=layout_scale, grounding_ratio=grounding_ratio)
         host = host_for_node(model)
         check_compatible(host, instanceassemble, layout)
         schedule = GroundingSchedule(grounding_ratio)
@@ -82,6 +83,15 @@ class InstanceAssembleApply:
             logging.warning("%s: the layout has no boxes; only the branch's feed-forward pass will run.", NODE)
         branch = InstanceBranch(instanceassemble).to(compute_dtype(model))
         return (InstanceAssemblePatch(host, branch, layout, layout_scale, schedule).patch(model),)
+
+
+def check_settings(**values: float) -> None:
+    """Refuse a setting outside its input's range; NaN passes ComfyUI's own min/max check, not this one."""
+    for name, value in values.items():
+        spec = InstanceAssembleApply.INPUT_TYPES()["required"][name][1]
+        if not spec["min"] <= value <= spec["max"]:
+            raise ValueError(f"{NODE}: {name}: {value} is not a number from {spec['min']} to {spec['max']}. "
+                             f"Set {name} in that range (default {spec['default']}).")
 
 
 def host_for_node(model) -> Host:

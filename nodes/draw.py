@@ -46,11 +46,19 @@ def _font(size: int):
 
 
 def _fit_text(draw, text: str, font, max_width: float) -> str:
-    if draw.textlength(text, font=font) <= max_width:
+    """``text``, or its longest prefix + "..." that fits ``max_width`` px: O(log n) measurements of at most
+    ``max_width`` + 1 characters each (a visible character is at least 1 px wide), so any caption length is cheap."""
+    limit = int(max_width) + 1
+    if len(text) <= limit and draw.textlength(text, font=font) <= max_width:
         return text
-    while len(text) > 1 and draw.textlength(text + "...", font=font) > max_width:
-        text = text[:-1]
-    return text + "..."
+    low, high = 1, min(len(text), limit)  # text[:low] + "..." is shown even when it does not fit
+    while low < high:
+        middle = (low + high + 1) // 2
+        if draw.textlength(text[:middle] + "...", font=font) <= max_width:
+            low = middle
+        else:
+            high = middle - 1
+    return text[:low] + "..."
 
 
 def render_overlay(layout, width: int, height: int) -> Image.Image:

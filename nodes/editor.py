@@ -6,17 +6,18 @@ workflow saves it in ``widgets_values`` and the API prompt carries it like any o
 """
 from ..instanceassemble_core.layout import LayoutError, parse_layout
 from . import server_routes
-from .layout_nodes import layout_or_error
+from .layout_nodes import layout_error, layout_or_error
 
 NODE_NAME = "InstanceAssembleLayoutEditor"
 WIDGET_TYPE = "INSTANCEASSEMBLE_LAYOUT_CANVAS"
 EMPTY_LAYOUT = '{"format":"instanceassemble.layout","version":1,"width":1024,"height":1024,"prompt":"","boxes":[]}'
+SIZE_MIN, SIZE_MAX = 16, 8192
 
 server_routes.register()
 
 
 def _size_input(what: str):
-    return ("INT", {"default": 1024, "min": 16, "max": 8192, "step": 16,
+    return ("INT", {"default": 1024, "min": SIZE_MIN, "max": SIZE_MAX, "step": 16,
                     "tooltip": f"Image {what} in pixels. Changing it rescales the boxes proportionally."})
 
 
@@ -43,15 +44,22 @@ class InstanceAssembleLayoutEditor:
         }
 
     @classmethod
-    def VALIDATE_INPUTS(cls, layout=None):
-        # Checked before the prompt runs, so the editor node is flagged in the UI. A linked `layout` is
-        # checked when the node runs.
+    def VALIDATE_INPUTS(cls, width=None, height=None, layout=None):
+        # Checked before the prompt runs, so the editor node is flagged in the UI. Linked inputs arrive as None
+        # and are checked when the node runs. Declaring width/height here turns off ComfyUI's own min/max check of
+        # them, so it is done here.
+        for name, value in (("width", width), ("height", height)):
+            if value is not None and not SIZE_MIN <= value <= SIZE_MAX:
+                return (f"{NODE_NAME}: {name}: {value} is outside {SIZE_MIN}..{SIZE_MAX}. "
+                        f"Fix: Set {name} in that range.")
         if layout is None:
             return True
         try:
-            parse_layout(layout)
+            parse_layout(layout, width=width, height=height)
         except LayoutError as error:
-            return f"{NODE_NAME}: layout ({error.field}): {error}"
+            if error.field in ("width", "height") and None in (width, height):
+                return True  # a layout without a size takes the linked width/height at run time
+            return str(layout_error(NODE_NAME, "layout", error))
         return True
 
     def build(self, width: int, height: int, layout: str):

@@ -1,17 +1,28 @@
 """InstanceAssembleLayoutFromJSON: layout text in any supported format → LAYOUT."""
-from ..instanceassemble_core.layout import LayoutError, parse_layout
+import logging
+
+from ..instanceassemble_core.layout import MAX_SIZE, LayoutError, parse_layout
 
 FORMATS_HELP = ("Official demo JSON ({prompt, width, height, annos:[{bbox xyxy, category_name, caption}]}), a "
-                "DenseLayout record, COCO instances JSON (bbox xywh) or the editor's canonical JSON.")
+                "DenseLayout record or JSON Lines export, COCO instances JSON (bbox xywh) or the editor's canonical "
+                "JSON.")
 
 
 def layout_or_error(node: str, field: str, source, **kwargs):
-    """parse_layout with errors that name the node and the field."""
+    """parse_layout with errors that name the node and the field; its warning is logged under the node's name."""
+    warnings = []
     try:
-        return parse_layout(source, **kwargs)
+        layout = parse_layout(source, warnings=warnings, **kwargs)
     except LayoutError as error:
-        where = f"{field} ({error.field})" if error.field else field
-        raise LayoutError(f"{node}: {where}: {error}", field=error.field, fix=None) from None
+        raise layout_error(node, field, error) from None
+    for warning in warnings:
+        logging.warning("%s: %s: %s", node, field, warning)
+    return layout
+
+
+def layout_error(node: str, field: str, error: LayoutError) -> LayoutError:
+    where = f"{field} ({error.field})" if error.field else field
+    return LayoutError(f"{node}: {where}: {error}", field=error.field, fix=None)
 
 
 class InstanceAssembleLayoutFromJSON:
@@ -28,18 +39,17 @@ class InstanceAssembleLayoutFromJSON:
         return {
             "required": {"json": ("STRING", {"multiline": True, "default": "", "tooltip": FORMATS_HELP})},
             "optional": {
-                "width": ("INT", {"default": 0, "min": 0, "max": 16384, "step": 16,
+                "width": ("INT", {"default": 0, "min": 0, "max": MAX_SIZE, "step": 16,
                                   "tooltip": "Override the image width (0 keeps the layout's own); boxes rescale."}),
-                "height": ("INT", {"default": 0, "min": 0, "max": 16384, "step": 16,
+                "height": ("INT", {"default": 0, "min": 0, "max": MAX_SIZE, "step": 16,
                                    "tooltip": "Override the image height (0 keeps the layout's own); boxes rescale."}),
                 "image": ("STRING", {"default": "", "tooltip": "COCO / DenseLayout lists: image id or file name."}),
             },
         }
 
     def parse(self, json: str, width: int = 0, height: int = 0, image: str = ""):
-        selector = int(image) if image.strip().isdigit() else (image.strip() or None)
         layout = layout_or_error("InstanceAssembleLayoutFromJSON", "json", json, width=width or None,
-                                 height=height or None, image=selector)
+                                 height=height or None, image=image.strip() or None)
         return (layout, layout.prompt, layout.width, layout.height)
 
 

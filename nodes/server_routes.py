@@ -3,45 +3,54 @@ text in any supported format into canonical layout JSON with the pack's one pars
 of its own.
 
 Request: ``{"text": "...", "width": 1024, "height": 1024}``; width/height are used only when the text has no
-image size of its own. Response: ``{"layout": {...canonical...}}``, or status 400 with
-``{"error": message, "field": JSON path, "fix": hint}``.
+image size of its own. Response: ``{"layout": {...canonical...}, "warnings": [...]}``, or status 400 with
+``{"error": message, "field": JSON path, "fix": hint}`` for any bad request, never a 500.
 """
 import logging
 import sys
 
 from aiohttp import web
 
-from ..instanceassemble_core.layout import LayoutError, parse_layout
+from ..instanceassemble_core.layout import LayoutError, load_json_text, parse_layout
 
 ROUTE = "/instanceassemble/parse_layout"
 MAX_TEXT = 16 * 1024 * 1024
 
 
-def _parse(text: str, width, height):
+def _parse(text: str, width, height, warnings: list[str]):
     try:
-        return parse_layout(text)
+        return parse_layout(text, warnings=warnings)
     except LayoutError as error:
         if error.field not in ("width", "height") or not (width and height):
             raise
-    return parse_layout(text, width=width, height=height)
+    return parse_layout(text, width=width, height=height, warnings=warnings)
+
+
+def _bad_request(error: str, field: str | None = None, fix: str | None = None) -> web.Response:
+    return web.json_response({"error": error, "field": field, "fix": fix}, status=400)
 
 
 async def parse_layout_route(request: web.Request) -> web.Response:
     try:
-        body = await request.json()
-    except ValueError:
-        return web.json_response({"error": "The request body must be JSON.", "field": None, "fix": None}, status=400)
-    text = body.get("text") if isinstance(body, dict) else None
-    if not isinstance(text, str):
-        return web.json_response({"error": "Send the layout as {\"text\": \"...\"}.", "field": None, "fix": None},
-                                 status=400)
-    if len(text) > MAX_TEXT:
-        return web.json_response({"error": "The layout text is too large.", "field": None, "fix": None}, status=400)
-    try:
-        layout = _parse(text, body.get("width"), body.get("height"))
+        try:
+            raw = (await request.read()).decode("utf-8")
+        except UnicodeDecodeError:
+            return _bad_request("The request body is not UTF-8 text.", "body", "Send the request as UTF-8 JSON.")
+        body = load_json_text(raw, "body")
+        text = body.get("text") if isinstance(body, dict) else None
+        if not isinstance(text, str):
+            return _bad_request("Send the layout as {\"text\": \"...\"}.", "text",
+                                "POST a JSON object with the layout text under \"text\".")
+        if len(text) > MAX_TEXT:
+            return _bad_request("The layout text is too large.")
+        warnings = []
+        layout = _parse(text, body.get("width"), body.get("height"), warnings)
+        return web.json_response({"layout": layout.to_dict(), "warnings": warnings})
     except LayoutError as error:
-        return web.json_response({"error": str(error), "field": error.field, "fix": error.fix}, status=400)
-    return web.json_response({"layout": layout.to_dict()})
+        return _bad_request(str(error), error.field, error.fix)
+    except Exception as error:  # the last boundary: a bad request is never a 500
+        logging.exception("InstanceAssemble: %s failed", ROUTE)
+        return _bad_request(f"The layout could not be read ({type(error).__name__}).")
 
 
 _registered = False

@@ -191,12 +191,13 @@ def load_graph(path: Path) -> dict:
 
 
 def _multiple_of_16(value: int) -> int:
-    return max(16, round(value / 16) * 16)
+    """Floored, as the official pipeline's token grid H//16 × W//16."""
+    return max(16, value // 16 * 16)
 
 
 def layout_graph(layout_path: Path, model: str) -> dict:
     """The example workflow of ``model`` with its InstanceAssembleLayoutFromJSON node reading ``layout_path``; the
-    image size is the layout's, rounded to multiples of 16 (the boxes rescale with it); a layout ``seed`` is used."""
+    image size is the layout's, floored to multiples of 16 (the boxes rescale with it); a layout ``seed`` is used."""
     import nodes
 
     prompt = load_graph(EXAMPLES / MODEL_WORKFLOWS[model])

@@ -26,7 +26,7 @@ def with_box(bbox, **extra):
     ('{"prompt": "x", "width": 256,', "json", "line 1"),
     (with_box([300, 0, 320, 20]), "annos[1].bbox", "outside"),
     (with_box([100, 0, 50, 20]), "annos[1].bbox", "swap"),
-    (with_box([50, 20, 50, 60]), "annos[1].bbox", "zero"),
+    (with_box([50, 20, 50, 60 + 10 ** 400]), "annos[1].bbox", "number"),
     ('{"hello": 1}', "json", "annos"),
 ])
 def test_layout_json_errors_name_node_field_and_fix(pack, text, field, fix_words):

@@ -97,15 +97,15 @@ def test_dense_layout_record():
 
 
 def test_dense_layout_list_picks_record_by_id():
-    records = [{"id": 1, "prompt": "first", "width": 10, "height": 10, "annos": [anno([0, 0, 5, 5], "a")]},
-               {"id": 2, "prompt": "second", "width": 20, "height": 20, "annos": [anno([0, 0, 5, 5], "b")]}]
+    records = [{"id": 1, "prompt": "first", "width": 16, "height": 16, "annos": [anno([0, 0, 5, 5], "a")]},
+               {"id": 2, "prompt": "second", "width": 32, "height": 32, "annos": [anno([0, 0, 5, 5], "b")]}]
     assert parse_layout(records, image=2).prompt == "second"
     assert parse_layout(json.dumps(records), image="1").prompt == "first"
     assert parse_layout(records[:1]).prompt == "first"
 
 
 def test_dense_layout_list_without_choice_lists_ids():
-    records = [{"id": i, "width": 10, "height": 10, "annos": [anno([0, 0, 5, 5])]} for i in (31, 32, 33)]
+    records = [{"id": i, "width": 16, "height": 16, "annos": [anno([0, 0, 5, 5])]} for i in (31, 32, 33)]
     err = error_of(records)
     assert_actionable(err, "image")
     assert "31, 32, 33" in str(err)
@@ -184,19 +184,19 @@ def test_size_override_resizes_a_sized_source():
 
 
 def test_size_override_is_required_for_an_unsized_source():
-    source = {"prompt": "p", "annos": [anno([0, 0, 10, 10])]}
+    source = {"prompt": "p", "annos": [anno([0, 0, 10, 30])]}
     assert_actionable(error_of(source), "width")
     assert_actionable(error_of(source, width=64), "height")
     result = parse_layout(source, width=64, height=32)
     assert (result.width, result.height) == (64, 32)
-    assert result.instances[0].bbox == (0, 0, 10, 10)
-    assert_actionable(error_of(source, width=64, height=8), "annos[0].bbox")  # checked against the override
+    assert result.instances[0].bbox == (0, 0, 10, 30)
+    assert_actionable(error_of(source, width=64, height=16), "annos[0].bbox")  # checked against the override
 
 
 def test_validate_returns_self_and_names_boxes():
-    good = Layout(10, 10, "", (Instance((0, 0, 5, 5), "a"),))
+    good = Layout(16, 16, "", (Instance((0, 0, 5, 5), "a"),))
     assert good.validate() is good
-    bad = Layout(10, 10, "", (Instance((0, 0, 5, 5), "a"), Instance((5, 5, 4, 9), "b")))
+    bad = Layout(16, 16, "", (Instance((0, 0, 5, 5), "a"), Instance((5, 5, 4, 9), "b")))
     with pytest.raises(LayoutError) as info:
         bad.validate()
     assert_actionable(info.value, "boxes[1].bbox")
@@ -235,7 +235,7 @@ def test_canonical_from_a_newer_version():
 
 
 @pytest.mark.parametrize("source, field", [
-    ({"format": "instanceassemble.layout", "version": 1, "width": 8, "height": 8}, "boxes"),
+    ({"format": "instanceassemble.layout", "version": 1, "width": 16, "height": 16}, "boxes"),
     (demo([{"category_name": "cat"}]), "annos[0].bbox"),
     (demo([anno([0, 0, 5, 5]), "not an object"]), "annos[1]"),
     (demo([anno([0, 0, 5, 5], category=7)]), "annos[0].category_name"),
@@ -261,14 +261,8 @@ def test_inverted_box_suggests_swapping(bbox, axis):
     assert "Swap" in err.fix
 
 
-@pytest.mark.parametrize("bbox", [[10, 10, 10, 20], [10, 10, 20, 10]])
-def test_zero_area_box(bbox):
-    err = error_of(demo([anno(bbox, "pole")]))
-    assert_actionable(err, "annos[0].bbox")
-    assert "zero area" in err.message and "pole" in err.message
-
-
-@pytest.mark.parametrize("bbox", [[-1, 0, 10, 10], [0, -0.5, 10, 10], [0, 0, 100.5, 10], [0, 0, 10, 101]])
+@pytest.mark.parametrize("bbox", [[-9, 0, 10, 10], [0, -8.5, 10, 10], [0, 0, 108.5, 10], [0, 0, 10, 109],
+                                  [120, 0, 130, 10]])
 def test_box_outside_the_image(bbox):
     err = error_of(demo([anno(bbox, "kite")]))
     assert_actionable(err, "annos[0].bbox")
@@ -280,7 +274,7 @@ def test_box_touching_the_image_edges_is_inside():
     assert parse_layout(demo([anno([0, 0, 100, 100])])).instances[0].bbox == (0, 0, 100, 100)
 
 
-@pytest.mark.parametrize("value", [0, -5, 512.5, "512", True])
+@pytest.mark.parametrize("value", [0, -5, 8, 512.5, "512", True, 16385, 1e9, 10 ** 400, float("inf")])
 def test_bad_size(value):
     source = demo([anno([0, 0, 5, 5])])
     source["width"] = value
@@ -290,7 +284,7 @@ def test_bad_size(value):
     data["images"][1]["height"] = value
     assert_actionable(error_of(data, image=9), "images[1].height")
     with pytest.raises(LayoutError) as info:
-        Layout(10, value).validate()
+        Layout(16, value).validate()
     assert_actionable(info.value, "height")
 
 
@@ -298,20 +292,12 @@ def test_integral_float_size_is_accepted():
     assert parse_layout(demo([anno([0, 0, 5, 5])], width=100.0)).width == 100
 
 
-def test_too_many_boxes():
+def test_too_many_boxes_is_refused():
     boxes = [anno([0, 0, 5, 5])] * (layout.MAX_INSTANCES + 1)
     err = error_of(demo(boxes))
     assert_actionable(err, "annos")
     assert "201 boxes" in err.message and "200" in err.fix
     assert len(parse_layout(demo(boxes[:layout.MAX_INSTANCES])).instances) == 200
-
-
-def test_instance_without_category_or_caption():
-    err = error_of(demo([anno([0, 0, 5, 5]), anno([0, 0, 5, 5], category=" ", caption="")]))
-    assert_actionable(err, "annos[1]")
-    assert "box 1" in err.message
-    assert parse_layout(demo([anno([0, 0, 5, 5], category="", caption="only caption")])).instances[0].text == \
-        ", only caption"
 
 
 def test_empty_text_is_an_error():

@@ -46,7 +46,8 @@ def test_parse_route_returns_canonical_json_or_the_parser_error(comfy_server):
 def test_invalid_layout_is_refused_naming_the_node_and_field(comfy_server):
     prompt = {
         "1": {"class_type": EDITOR, "inputs": {"width": 512, "height": 512,
-                                               "layout": canonical(512, 512, [{"bbox": [0, 0, 64, 64]}])}},
+                                               "layout": canonical(512, 512, [{"bbox": [64, 0, 0, 64],
+                                                                               "category": "cat"}])}},
         "2": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0}},
         "3": {"class_type": "InstanceAssembleDrawLayout", "inputs": {"image": ["2", 0], "layout": ["1", 0]}},
         "4": {"class_type": "PreviewImage", "inputs": {"images": ["3", 0]}},
@@ -54,7 +55,7 @@ def test_invalid_layout_is_refused_naming_the_node_and_field(comfy_server):
     status, body = comfy_server.request("/prompt", {"prompt": prompt, "client_id": "e2e-tests"})
     assert status == 400, body
     details = json.dumps(body["node_errors"]["1"])
-    assert EDITOR in details and "boxes[0]" in details and "neither a category nor a caption" in details
+    assert EDITOR in details and "boxes[0]" in details and "is inverted" in details
 
 
 def test_editor_layout_drawn_by_the_server(comfy_server, pack):
