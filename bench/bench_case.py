@@ -8,26 +8,18 @@
 precomputed, as both the reference (``layout_rotary``) and the pack (``CallState.rope``) build them once per
 model call. The ``InstanceBatch`` is built once per call (the pack caches it per token grid), outside the timing.
 """
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Optional
 
 import torch
 from torch import Tensor
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-for path in (str(BENCH), str(ROOT)):
-    if path not in sys.path:
-        sys.path.append(path)
+import instanceassemble_core.assemble as core_assemble
+from instanceassemble_core.lora import with_deltas
 
-from bench_blocks import JointBlock, SingleBlock, flux_ids, rope_angles, rotation_matrices  # noqa: E402
-from loop_baseline import instance_rope, loop_joint_branch, loop_single_branch  # noqa: E402
-from bench_layouts import Workload  # noqa: E402
-
-import instanceassemble_core.assemble as core_assemble  # noqa: E402
-from instanceassemble_core.lora import with_deltas  # noqa: E402
+from .bench_blocks import JointBlock, SingleBlock, flux_ids, rope_angles, rotation_matrices
+from .bench_layouts import Workload
+from .loop_baseline import instance_rope, loop_joint_branch, loop_single_branch
 
 
 def relative_error(actual: Tensor, expected: Tensor) -> float:

@@ -1,19 +1,19 @@
-"""ComfyUI set-up shared by ungrounded_overhead.py and end_to_end.py: the tiny random-weight Flux of the test
-suite (tests/support/tiny_models.py), synthetic official-format InstanceAssemble weights, a dense layout encoded
-and applied through the pack's own nodes, exactly as tests/comfy/test_flux_sampling.py runs them.
+"""ComfyUI set-up shared by the benchmarks that run through ComfyUI: a random-weight Flux built through ComfyUI's
+classes by the kit in ``tools/`` (the tiny one of the test suite, or a custom config), synthetic official-format
+InstanceAssemble weights, a dense layout encoded and applied through the pack's own nodes, and a timing sampler.
 
-``setup()`` must run before anything imports ``comfy``: it puts ComfyUI first on ``sys.path`` (its ``nodes.py``
-must win over this pack's ``nodes/``) and selects the CPU unless a CUDA run was asked for.
+``setup()`` must run before anything imports ``comfy``: ``tools.comfyui_path.import_comfyui`` puts ComfyUI first
+on ``sys.path`` (its ``nodes.py`` must win over this pack's ``nodes/``) and selects the CPU unless a CUDA run was
+asked for. Run the scripts from the repository root as ``python -m bench.<script>``.
 """
 import argparse
-import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
+from . import bench_measure
+from .bench_layouts import dense_layout
 
 
 @dataclass
@@ -22,57 +22,88 @@ class FluxSetup:
     stock: object          # ModelPatcher
     clip: object
     weights: object        # InstanceAssembleWeights
-    encoded: object        # EncodedLayout
     positive: list
     latent: object         # torch.Tensor [1, 16, H/8, W/8]
     width: int
     height: int
 
-    def patched(self, grounding_ratio: float = 0.3, layout_scale: float = 1.0):
-        import pack_nodes
-        return pack_nodes.apply(self.pack, self.stock, self.weights, self.encoded, layout_scale=layout_scale,
-                                grounding_ratio=grounding_ratio)
+    def encode(self, boxes: int, seed: int = 0):
+        """An EncodedLayout of ``boxes`` dense boxes (bench_layouts.dense_layout), through the pack's encode node."""
+        layout_json = dense_layout(boxes, seed=seed, size=self.width).to_dict()
+        layout = self.pack.instanceassemble_core.layout.parse_layout(layout_json, width=self.width, height=self.height)
+        return self.pack.nodes.encode.InstanceAssembleLayoutEncode().encode(self.clip, layout)[0]
+
+    def patched(self, encoded, grounding_ratio: float = 0.3, layout_scale: float = 1.0):
+        """The stock model with ``encoded`` applied by the pack's apply node."""
+        return self.pack.nodes.apply.InstanceAssembleApply().apply(self.stock, self.weights, encoded, layout_scale,
+                                                                  grounding_ratio)[0]
 
 
 def import_comfy(device: str = "cpu") -> None:
-    for path in (str(ROOT), str(ROOT / "tests" / "support")):
-        if path not in sys.path:
-            sys.path.append(path)
     from tools.comfyui_path import import_comfyui
     import_comfyui(cpu=not device.startswith("cuda"))
 
 
-def setup(boxes: int = 20, width: int = 512, height: int = 512, seed: int = 0, device: str = "cpu") -> FluxSetup:
-    """Tiny Flux (hidden 64, 4 double + 2 single blocks, fp32), its weights, and ``boxes`` dense boxes."""
+def setup(width: int = 512, height: int = 512, device: str = "cpu", cfg: Optional[dict] = None,
+          rank: int = 4) -> FluxSetup:
+    """A fp32 Flux of config ``cfg`` (default: the kit's tiny Flux, hidden 64, 4 double + 2 single blocks), its
+    InstanceAssemble weights with LoRA rank ``rank``, and a text conditioning."""
     import_comfy(device)
     import logging
     logging.disable(logging.WARNING)
 
     import comfy.utils
-    import official_weights
-    import pack_nodes
-    import sampling
-    import tiny_models
+    import node_helpers
     import torch
+    from tools import official_weights, tiny_models
     from tools.comfyui_path import import_pack
-
-    from bench_layouts import dense_layout
 
     comfy.utils.PROGRESS_BAR_ENABLED = False   # KSampler's tqdm bar
     pack = import_pack()
-    cfg = tiny_models.FLUX_TINY
-    stock = tiny_models.tiny_flux_patcher()
+    cfg = cfg or tiny_models.FLUX_TINY
+    stock = tiny_models.tiny_flux_patcher(cfg=cfg)
     clip = tiny_models.tiny_clip("flux")
     lora_sd, layout_sd = official_weights.make_official_weights(
-        "flux", cfg["hidden_size"], cfg["vec_in_dim"], cfg["depth"], cfg["depth_single_blocks"], seed=11)
+        "flux", cfg["hidden_size"], cfg["vec_in_dim"], cfg["depth"], cfg["depth_single_blocks"], rank=rank, seed=11)
     folder = official_weights.write_official_folder(Path(tempfile.mkdtemp(prefix="ia_bench_")), lora_sd, layout_sd)
     weights = pack.instanceassemble_core.weights.load_weights(folder)
-    layout_json = dense_layout(boxes, seed=seed, size=width).to_dict()
-    layout = pack.instanceassemble_core.layout.parse_layout(layout_json, width=width, height=height)
-    encoded = pack_nodes.encode(pack, clip, layout)
-    positive = sampling.flux_conditioning(clip, "a dense scene with many objects")
+    positive = node_helpers.conditioning_set_values(
+        clip.encode_from_tokens_scheduled(clip.tokenize("a dense scene with many objects")), {"guidance": 3.5})
     latent = torch.zeros(1, 16, height // 8, width // 8)
-    return FluxSetup(pack, stock, clip, weights, encoded, positive, latent, width, height)
+    return FluxSetup(pack, stock, clip, weights, positive, latent, width, height)
+
+
+def sample_steps(env: FluxSetup, model, sigmas, clock: str, device, steps=None, inputs=None) -> dict:
+    """One ComfyUI sampler call (``comfy.sample.sample_custom`` with an Euler ``KSAMPLER``, so the pack's sampler,
+    predict-noise and apply-model wrappers and block replacements run as in a KSampler), timing every model
+    evaluation with ``bench_measure.timed``.
+
+    steps: the step indices to evaluate (default all; a skipped step leaves x unchanged). inputs: per step, the
+    noisy input to evaluate instead of the sampler's own x (a replay of another model's trajectory).
+    Returns {"inputs", "outputs", "seconds"}, one entry per evaluated step.
+    """
+    import comfy.sample
+    import comfy.samplers
+    record = {"inputs": [], "outputs": [], "seconds": []}
+
+    def sampler_function(model_fn, x, sigmas, extra_args=None, callback=None, disable=None):
+        ones = x.new_ones([x.shape[0]])
+        for i in range(len(sigmas) - 1) if steps is None else steps:
+            x_in = x if inputs is None else inputs[i].to(x)
+            seconds, denoised = bench_measure.timed(lambda: model_fn(x_in, sigmas[i] * ones, **(extra_args or {})),
+                                                    device, clock)
+            record["inputs"].append(x_in.clone())
+            record["outputs"].append(denoised)
+            record["seconds"].append(seconds)
+            if callback is not None:
+                callback({"i": i, "denoised": denoised, "x": x})
+            x = x + (x - denoised) / sigmas[i] * (sigmas[i + 1] - sigmas[i])
+        return x
+
+    noise = comfy.sample.prepare_noise(env.latent, 0)
+    comfy.sample.sample_custom(model, noise, 1.0, comfy.samplers.KSAMPLER(sampler_function), sigmas, env.positive,
+                               env.positive, env.latent, disable_pbar=True, seed=0)
+    return record
 
 
 def comfy_bench_parser(description: str, default_rounds: int) -> argparse.ArgumentParser:
@@ -91,19 +122,17 @@ def comfy_bench_parser(description: str, default_rounds: int) -> argparse.Argume
 
 
 def prepare(args):
-    """Set up ComfyUI and the models for parsed ``args``; returns (setup, clock, cuda, malloc_kept).
+    """Set up ComfyUI and the models for parsed ``args``; returns (setup, clock, device, malloc_kept).
 
     The process clock measures one thread's compute whatever else runs on the machine; with CUDA or several
     threads it would not, so those runs use the wall clock."""
-    import bench_measure
-
     kept = not args.device.startswith("cuda") and bench_measure.keep_freed_memory()
-    env = setup(boxes=args.boxes, width=args.size, height=args.size, device=args.device)
+    env = setup(width=args.size, height=args.size, device=args.device)
     import torch
 
     if args.device == "cpu" and args.threads:
         torch.set_num_threads(args.threads)
-    cuda = args.device.startswith("cuda")
-    if args.clock == "process" and (cuda or torch.get_num_threads() > 1):
+    device = torch.device(args.device)
+    if args.clock == "process" and (device.type == "cuda" or torch.get_num_threads() > 1):
         args.clock = "wall"
-    return env, (time.process_time if args.clock == "process" else time.perf_counter), cuda, kept
+    return env, args.clock, device, kept

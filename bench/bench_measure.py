@@ -43,18 +43,21 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_once(fn: Callable[[], object], device: torch.device, clock: str = "wall") -> float:
-    """Seconds of one call: wall-clock (``clock="wall"``, always on CUDA) or this process's CPU time
-    (``"process"``: with one torch thread, the compute time of the call, unaffected by other processes
+def timed(fn: Callable[[], object], device: torch.device, clock: str = "wall") -> tuple[float, object]:
+    """Seconds of one call and its result: wall-clock (``clock="wall"``, always on CUDA) or this process's CPU
+    time (``"process"``: with one torch thread, the compute time of the call, unaffected by other processes
     taking the CPU; with more threads it would also count their spin-waits)."""
     now = time.process_time if clock == "process" and device.type == "cpu" else time.perf_counter
     synchronize(device)
     start = now()
     out = fn()
     synchronize(device)
-    elapsed = now() - start
-    del out
-    return elapsed
+    return now() - start, out
+
+
+def time_once(fn: Callable[[], object], device: torch.device, clock: str = "wall") -> float:
+    """Seconds of one call (see :func:`timed`), its result dropped."""
+    return timed(fn, device, clock)[0]
 
 
 def summarize(samples: list[float], stat: str = "median") -> float:

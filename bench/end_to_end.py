@@ -10,30 +10,26 @@ other processes share the CPU), glibc malloc keeping freed memory (no page-fault
 """
 import statistics
 import sys
-from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).resolve().parent)]
-from bench_comfy import comfy_bench_parser, prepare  # noqa: E402
+from . import bench_measure
+from .bench_comfy import comfy_bench_parser, prepare
 
 
 def main(argv=None) -> int:
     args = comfy_bench_parser(__doc__, default_rounds=5).parse_args(argv)
-    env, now, cuda, kept = prepare(args)
+    env, clock, device, kept = prepare(args)
     import torch
     import nodes as comfy_nodes
 
-    patched = env.patched(grounding_ratio=args.ratio)
+    patched = env.patched(env.encode(args.boxes), grounding_ratio=args.ratio)
     latent = {"samples": env.latent}
     sampler = comfy_nodes.KSampler()
 
     def run(model):
-        if cuda:
-            torch.cuda.synchronize()
-        start = now()
-        out = sampler.sample(model, 7, args.steps, 1.0, "euler", "simple", env.positive, env.positive, latent)[0]
-        if cuda:
-            torch.cuda.synchronize()
-        return now() - start, out["samples"]
+        seconds, out = bench_measure.timed(lambda: sampler.sample(model, 7, args.steps, 1.0, "euler", "simple",
+                                                                  env.positive, env.positive, latent)[0],
+                                           device, clock)
+        return seconds, out["samples"]
 
     _, stock_latent = run(env.stock)       # warm-up, and the outputs for a sanity check
     _, patched_latent = run(patched)
@@ -49,7 +45,7 @@ def main(argv=None) -> int:
     grounded = int(args.ratio * args.steps)
 
     print(f"# end_to_end  torch {torch.__version__}  device {args.device}  threads {torch.get_num_threads()}  "
-          f"{args.clock} clock{'  malloc keeps freed memory' if kept else ''}")
+          f"{clock} clock{'  malloc keeps freed memory' if kept else ''}")
     print(f"# KSampler (euler, simple, cfg 1.0), tiny Flux, {args.size}x{args.size} px "
           f"({(args.size // 16) ** 2} image tokens), {args.boxes} boxes, {args.steps} steps, ratio {args.ratio} "
           f"({grounded} grounded steps); {args.rounds} interleaved runs per model")

@@ -7,7 +7,7 @@ times ``import_pack()`` (the pack's ``__init__.py``, as ComfyUI imports a custom
 over the runs, the slowest run, and the top-level modules the pack import loaded that ComfyUI had not; exits 1 when
 the median is over the target.
 
-    python bench/import_time.py [--runs 7] [--target 0.5]
+    python -m bench.import_time [--runs 7] [--target 0.5]
 """
 import argparse
 import json
@@ -19,7 +19,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CHILD = f"""
 import json, sys, time
-sys.path.insert(0, {str(ROOT)!r})
 from tools.comfyui_path import import_comfyui, import_pack
 import_comfyui(cpu=True)
 import logging

@@ -21,20 +21,19 @@ The (a)-vs-(b) agreement check always runs in float32 (a float32 copy of the blo
 """
 import argparse
 import datetime
+import pathlib
 import platform
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).resolve().parent)]
-import bench_measure as measure  # noqa: E402  (sets the profiler's log level before torch is imported)
+from . import bench_measure as measure  # sets the profiler's log level before torch is imported
 
 import torch  # noqa: E402
 
-import bench_flops as flops  # noqa: E402
-from bench_case import make_case  # noqa: E402
-from bench_blocks import JointBlock, SingleBlock  # noqa: E402
-from bench_layouts import demo_workloads, dense_workload  # noqa: E402
+from . import bench_flops as flops  # noqa: E402
+from .bench_blocks import JointBlock, SingleBlock  # noqa: E402
+from .bench_case import make_case  # noqa: E402
+from .bench_layouts import demo_workloads, dense_workload  # noqa: E402
 
 KINDS = ("double", "single", "sd3")
 TOLERANCE = 1e-5
@@ -268,7 +267,7 @@ def print_targets(results, device) -> None:
 
 def cpu_model() -> str:
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     except OSError:

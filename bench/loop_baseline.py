@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from bench_blocks import EPS, JointBlock, SingleBlock, gelu, layer_norm, rope_angles
+from .bench_blocks import EPS, JointBlock, SingleBlock, gelu, layer_norm, rope_angles
 
 # diffusers module → (host layer attribute, output-row slice in multiples of D (None: all rows))
 _JOINT_MODULES = {

@@ -3,11 +3,12 @@
 
 The tiny Flux of the test suite (hidden 64, 4 double + 2 single blocks) samples a 512 × 512 image (1024 image
 tokens) with a 20-box layout applied by the pack's own nodes (grounding ratio 0.3: steps 0–7 of 28 grounded).
-A timing sampler (a real ComfyUI ``KSAMPLER`` run by ``comfy.sample.sample_custom``, so the pack's sampler,
-predict-noise and apply-model wrappers and block replacements all run as in a KSampler) times every model
-evaluation. Stock and patched sampler runs alternate; the ratio is the median patched ungrounded-step time over
-the median stock time at the same steps. Before timing, the script checks that exactly the first
-int(ratio · steps) evaluations are grounded and that the ungrounded outputs equal the stock model's bit for bit.
+A timing sampler (bench_comfy.sample_steps: a real ComfyUI ``KSAMPLER`` run by ``comfy.sample.sample_custom``, so
+the pack's sampler, predict-noise and apply-model wrappers and block replacements all run as in a KSampler) times
+every model evaluation. Stock and patched sampler runs alternate; the ratio is the median patched ungrounded-step
+time over the median stock time at the same steps. Before timing, the script replays the stock trajectory through
+the patched model and checks that exactly the first int(ratio · steps) outputs differ from the stock model's and
+the others equal them bit for bit.
 
 Timing: process CPU time with one torch thread by default (robust when other processes share the CPU), glibc malloc
 keeping freed memory (bench_measure.keep_freed_memory: no page-fault noise);
@@ -15,73 +16,41 @@ keeping freed memory (bench_measure.keep_freed_memory: no page-fault noise);
 """
 import statistics
 import sys
-from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).resolve().parent)]
-from bench_comfy import comfy_bench_parser, prepare  # noqa: E402
+from .bench_comfy import comfy_bench_parser, prepare, sample_steps
 
 TARGET = 1.02
 
 
 def main(argv=None) -> int:
     args = comfy_bench_parser(__doc__, default_rounds=15).parse_args(argv)
-    env, now, cuda, kept = prepare(args)
+    env, clock, device, kept = prepare(args)
     import torch
-    import comfy.sample
     import comfy.samplers
-    from sampling import GroundingProbe, replay, trajectory
     torch.set_grad_enabled(False)
 
     stock = env.stock
-    patched = env.patched(grounding_ratio=args.ratio)
+    patched = env.patched(env.encode(args.boxes), grounding_ratio=args.ratio)
     sigmas = comfy.samplers.calculate_sigmas(stock.get_model_object("model_sampling"), "simple", args.steps)
     grounded_steps = int(args.ratio * args.steps)
 
-    # 1. exactly the first int(ratio · steps) evaluations are grounded; the others are the stock model's outputs
-    probe = GroundingProbe()
-    inputs, _ = trajectory(stock, env.positive, env.positive, env.latent, sigmas)
-    patched_out = replay(probe.attach(patched), env.positive, env.positive, env.latent, sigmas, inputs)
-    stock_out = replay(stock, env.positive, env.positive, env.latent, sigmas, inputs)
-    grounded = [g for _, g, _ in probe.calls]
-    if grounded != [True] * grounded_steps + [False] * (args.steps - grounded_steps):
-        print(f"FAIL: grounded evaluations {grounded}")
-        return 1
-    identical = all(torch.equal(patched_out[i], stock_out[i]) for i in range(grounded_steps, args.steps))
-    differs = all(not torch.equal(patched_out[i], stock_out[i]) for i in range(grounded_steps))
-    if not (identical and differs):
-        print(f"FAIL: ungrounded outputs equal to stock: {identical}; grounded outputs differ: {differs}")
+    def run(model, inputs=None) -> dict:
+        return sample_steps(env, model, sigmas, clock, device, inputs=inputs)
+
+    # 1. on the stock trajectory, exactly the first int(ratio · steps) outputs differ from the stock model's
+    stock_run = run(stock)
+    patched_out = run(patched, inputs=stock_run["inputs"])["outputs"]
+    changed = [not torch.equal(p, s) for p, s in zip(patched_out, stock_run["outputs"])]
+    if changed != [True] * grounded_steps + [False] * (args.steps - grounded_steps):
+        print(f"FAIL: steps whose output differs from the stock model's: {changed}")
         return 1
 
-    # 2. per-evaluation times, stock and patched sampler runs alternating
-    def timed_run(model) -> list[float]:
-        times = []
-
-        def sampler_function(model_fn, x, sigmas, extra_args=None, callback=None, disable=None):
-            ones = x.new_ones([x.shape[0]])
-            for i in range(len(sigmas) - 1):
-                if cuda:
-                    torch.cuda.synchronize()
-                start = now()
-                denoised = model_fn(x, sigmas[i] * ones, **(extra_args or {}))
-                if cuda:
-                    torch.cuda.synchronize()
-                times.append(now() - start)
-                if callback is not None:
-                    callback({"i": i, "denoised": denoised, "x": x})
-                x = x + (x - denoised) / sigmas[i] * (sigmas[i + 1] - sigmas[i])
-            return x
-
-        noise = comfy.sample.prepare_noise(env.latent, 0)
-        comfy.sample.sample_custom(model, noise, 1.0, comfy.samplers.KSAMPLER(sampler_function), sigmas,
-                                   env.positive, env.positive, env.latent, disable_pbar=True, seed=0)
-        return times
-
-    timed_run(stock), timed_run(patched)  # warm-up
+    # 2. per-evaluation times, stock and patched sampler runs alternating (the runs above were the warm-up)
     runs = {"stock": [], "patched": []}
     for round_index in range(args.rounds):
         order = ("stock", "patched") if round_index % 2 == 0 else ("patched", "stock")
         for name in order:
-            runs[name].append(timed_run(stock if name == "stock" else patched))
+            runs[name].append(run(stock if name == "stock" else patched)["seconds"])
 
     def step_times(name, steps):
         return [run[i] for run in runs[name] for i in steps]
@@ -96,11 +65,11 @@ def main(argv=None) -> int:
                        for r, s in zip(runs["patched"], runs["stock"]))
 
     print(f"# ungrounded_overhead  torch {torch.__version__}  device {args.device}  threads "
-          f"{torch.get_num_threads()}  {args.clock} clock{'  malloc keeps freed memory' if kept else ''}")
+          f"{torch.get_num_threads()}  {clock} clock{'  malloc keeps freed memory' if kept else ''}")
     print(f"# tiny Flux, {args.size}x{args.size} px ({(args.size // 16) ** 2} image tokens), {args.boxes} boxes, "
           f"{args.steps} steps, ratio {args.ratio}: steps 0-{grounded_steps - 1} grounded, "
           f"{args.steps - grounded_steps} ungrounded; {args.rounds} interleaved sampler runs per model")
-    print("# checked: grounding on exactly those steps; ungrounded outputs bit-identical to the stock model's")
+    print("# checked: on the stock trajectory, grounded steps change the output, ungrounded ones are bit-identical")
     print(f"stock    ungrounded step: median {stock_u * 1e3:8.3f} ms  ({len(step_times('stock', ungrounded))} samples)")
     print(f"patched  ungrounded step: median {patched_u * 1e3:8.3f} ms  "
           f"({len(step_times('patched', ungrounded))} samples)")

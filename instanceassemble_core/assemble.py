@@ -191,6 +191,12 @@ def _modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
     return _layer_norm(x) * (1 + scale) + shift
 
 
+def _of_rows(values: Tensor, rows: Tensor) -> Tensor:
+    """Per-row values [B, D] for tokens of the given rows [N]: [N, D], or the [1, D] row itself (broadcast)
+    when the batch has one row."""
+    return values if values.shape[0] == 1 else values[rows]
+
+
 def _heads(qkv: Tensor, num_heads: int) -> tuple[Tensor, Tensor, Tensor]:
     """[N, 3D] → q, k, v [N, H, d]."""
     q, k, v = qkv.view(qkv.shape[0], 3, num_heads, -1).unbind(1)
@@ -221,7 +227,8 @@ def joint_block_branch(ops: JointBlockOps, img: Tensor, vec: Tensor, layout_stre
     if batch.num_instances:
         union_rows = batch.union_rows
         flat_index = batch.flat_index(tokens_per_row)
-        img_hat = _modulate(img.reshape(-1, width)[flat_index], shift1[union_rows], scale1[union_rows])
+        img_hat = _modulate(img.reshape(-1, width)[flat_index], _of_rows(shift1, union_rows),
+                            _of_rows(scale1, union_rows))
         img_q, img_k, img_v = _prepare(ops.img_qkv(img_hat), ops.num_heads, ops.img_qk_norm,
                                        None if rope is None else rope.img)
 
@@ -237,7 +244,7 @@ def joint_block_branch(ops: JointBlockOps, img: Tensor, vec: Tensor, layout_stre
 
         img_attn, layout_attn = instance_attention(img_q, img_k, img_v, layout_q, layout_k, layout_v, batch)
         update = ops.layout_forward(ops.img_out(img_attn)) * layout_scale
-        img = img.reshape(-1, width).index_add(0, flat_index, gate1[union_rows] * update).view(img.shape)
+        img = img.reshape(-1, width).index_add(0, flat_index, _of_rows(gate1, union_rows) * update).view(img.shape)
 
         if ctx_pre_only:
             layout_stream = None
@@ -266,7 +273,8 @@ def single_block_branch(ops: SingleBlockOps, stream: Tensor, vec: Tensor, layout
     union_rows = batch.union_rows
     flat_index = batch.flat_index(tokens_per_row, img_offset)
 
-    img_hidden = ops.linear1(_modulate(stream.reshape(-1, width)[flat_index], shift[union_rows], scale[union_rows]))
+    img_hidden = ops.linear1(_modulate(stream.reshape(-1, width)[flat_index], _of_rows(shift, union_rows),
+                                        _of_rows(scale, union_rows)))
     img_qkv, img_mlp = img_hidden.split([3 * width, img_hidden.shape[-1] - 3 * width], dim=-1)
     layout_hidden = ops.linear1(_modulate(layout_stream, shift[batch.rows], scale[batch.rows]))
     img_q, img_k, img_v = _prepare(img_qkv, ops.num_heads, ops.qk_norm, None if rope is None else rope.img)
@@ -274,6 +282,6 @@ def single_block_branch(ops: SingleBlockOps, stream: Tensor, vec: Tensor, layout
                                             None if rope is None else rope.layout)
 
     img_attn, _ = instance_attention(img_q, img_k, img_v, layout_q, layout_k, layout_v, batch)
-    img_out = gate[union_rows] * ops.linear2(torch.cat([img_attn, F.gelu(img_mlp, approximate="tanh")], dim=-1))
+    img_out = _of_rows(gate, union_rows) * ops.linear2(torch.cat([img_attn, F.gelu(img_mlp, approximate="tanh")], dim=-1))
     update = ops.layout_forward(img_out) * layout_scale
     return stream.reshape(-1, width).index_add(0, flat_index, update).view(stream.shape)

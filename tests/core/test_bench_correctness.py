@@ -2,19 +2,12 @@
 (bench/loop_baseline.py, variant (a)) and the core's batched branch over the same layers (variant (b)) agree in
 float32 to 1e-5 relative, for the Flux double block, the Flux single block and SD3 joint blocks (also the
 context-pre-only last one). No timing here; bench/instance_attention.py does that."""
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-if str(BENCH) not in sys.path:
-    sys.path.append(str(BENCH))
-
-from bench_blocks import JointBlock, SingleBlock  # noqa: E402
-from bench_case import make_case, relative_error  # noqa: E402
-from bench_layouts import Workload, demo_workloads, dense_workload  # noqa: E402
+from bench.bench_blocks import JointBlock, SingleBlock
+from bench.bench_case import make_case, relative_error
+from bench.bench_layouts import Workload, demo_workloads, dense_workload
 
 TOLERANCE = 1e-5
 GRID = (12, 16)
@@ -102,7 +95,7 @@ def test_bfloat16_path_runs_and_stays_close(block_name, layouts):
 def test_the_benchmark_script_runs_and_its_check_passes(capsys):
     """bench/instance_attention.py end to end at small size (every block kind, a dense and a demo layout): it
     prints the table and exits 0, i.e. its own (a)-vs-(b) check passed. Timings are not looked at."""
-    import instance_attention
+    from bench import instance_attention
     grad_before, threads_before = torch.is_grad_enabled(), torch.get_num_threads()
     code = instance_attention.main(["--size", "small", "--repeats", "1", "--ks", "5", "--no-large",
                                     "--threads", "0", "--clock", "wall", "--malloc", "system"])
