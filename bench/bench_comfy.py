@@ -1,5 +1,5 @@
 """ComfyUI set-up shared by ungrounded_overhead.py and end_to_end.py: the tiny random-weight Flux of the test
-suite (tests/support/tiny_models.py), synthetic official-format InstanceAssemble weights, a dense layout encoded
+suite (tools/tiny_models.py), synthetic official-format InstanceAssemble weights, a dense layout encoded
 and applied through the pack's own nodes, exactly as tests/comfy/test_flux_sampling.py runs them.
 
 ``setup()`` must run before anything imports ``comfy``: it puts ComfyUI first on ``sys.path`` (its ``nodes.py``
@@ -29,13 +29,13 @@ class FluxSetup:
     height: int
 
     def patched(self, grounding_ratio: float = 0.3, layout_scale: float = 1.0):
-        import pack_nodes
+        from tools import pack_nodes
         return pack_nodes.apply(self.pack, self.stock, self.weights, self.encoded, layout_scale=layout_scale,
                                 grounding_ratio=grounding_ratio)
 
 
 def import_comfy(device: str = "cpu") -> None:
-    for path in (str(ROOT), str(ROOT / "tests" / "support")):
+    for path in (str(ROOT),):
         if path not in sys.path:
             sys.path.append(path)
     from tools.comfyui_path import import_comfyui
@@ -49,10 +49,7 @@ def setup(boxes: int = 20, width: int = 512, height: int = 512, seed: int = 0, d
     logging.disable(logging.WARNING)
 
     import comfy.utils
-    import official_weights
-    import pack_nodes
-    import sampling
-    import tiny_models
+    from tools import official_weights, pack_nodes, sampling, tiny_models
     import torch
     from tools.comfyui_path import import_pack
 

@@ -5,13 +5,13 @@ import torch
 
 from ..instanceassemble_core.branch import InstanceBranch
 from ..instanceassemble_core.weights import InstanceAssembleWeights
+from . import comfy_compat
 from .encode import EncodedLayout
 from .hosts import FamilyError, Host, host_for
 from .patch import InstanceAssemblePatch
 
 NODE = "InstanceAssembleApply"
 FAMILY_NAMES = {"flux": "Flux.1", "sd3": "SD3-medium"}
-FP8_DTYPES = {getattr(torch, name) for name in ("float8_e4m3fn", "float8_e5m2") if hasattr(torch, name)}
 
 
 def check_compatible(host: Host, weights: InstanceAssembleWeights, layout: EncodedLayout) -> None:
@@ -43,9 +43,7 @@ def check_compatible(host: Host, weights: InstanceAssembleWeights, layout: Encod
 
 
 def compute_dtype(model_patcher) -> torch.dtype:
-    model = model_patcher.model
-    dtype = model.manual_cast_dtype or model.get_dtype()
-    return torch.bfloat16 if dtype in FP8_DTYPES else dtype
+    return comfy_compat.inference_dtype(model_patcher)
 
 
 class InstanceAssembleApply:
@@ -84,6 +82,7 @@ class InstanceAssembleApply:
 
 def host_for_node(model) -> Host:
     try:
+        comfy_compat.refuse_flux2(model.get_model_object("diffusion_model"))
         return host_for(model.get_model_object("diffusion_model"))
     except FamilyError as error:
         raise FamilyError(f"{NODE}: model: {error}") from None

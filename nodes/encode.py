@@ -6,6 +6,7 @@ from torch import Tensor
 
 from ..instanceassemble_core.geometry import dense_samples
 from ..instanceassemble_core.layout import Layout
+from .comfy_compat import clip_execution
 
 CLIP_MAX_TOKENS = 77
 
@@ -58,9 +59,8 @@ def encode_instance_texts(clip, texts: list[str]) -> tuple[str, Tensor]:
     if not texts:
         return family, torch.zeros(0, 0)
     unique = sorted(set(texts), key=texts.index)
-    clip.load_model()
     model, tokenizer = clip.cond_stage_model, clip.tokenizer
-    with torch.no_grad():
+    with torch.no_grad(), clip_execution(clip):
         if family == "flux":
             pooled = _pooled(model.clip_l, _plain_token_ids(tokenizer.clip_l, unique), projected=False)
         else:

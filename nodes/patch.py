@@ -22,6 +22,7 @@ from ..instanceassemble_core.assemble import InstanceBatch, InstanceRope, build_
 from ..instanceassemble_core.branch import InstanceBranch
 from ..instanceassemble_core.geometry import box_token_indices, layout_token_positions
 from ..instanceassemble_core.schedule import StepTracker, is_grounded_sigma
+from . import comfy_compat
 from .encode import EncodedLayout
 from .hosts import Host
 
@@ -37,6 +38,7 @@ class CallState:
     layout_positions: Tensor        # [K, 2] (row, col) of each layout token, for Flux RoPE
     layout_scale: float
     txt_len: int
+    image_tokens: int               # tokens of the generated image; reference-latent tokens may follow them
     rope: Optional[InstanceRope] = None
 
 
@@ -100,6 +102,7 @@ class InstanceAssemblePatch:
             patched.set_model_patch_replace(block_patch, "dit", block_kind, index)
         branch_patcher = comfy.model_patcher.ModelPatcher(self.branch, load_device=model.load_device,
                                                           offload_device=model.offload_device)
+        comfy_compat.refuse_device_copies(branch_patcher)
         patched.set_additional_models(WRAPPER_KEY, [branch_patcher])
         return patched
 
@@ -126,6 +129,7 @@ class InstanceAssemblePatch:
 
     def apply_model(self, executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={},
                     **kwargs):
+        comfy_compat.refuse_reference_method(kwargs)
         grounded = transformer_options.get(self.grounded_key)
         if grounded is None:
             grounded = is_grounded_sigma(transformer_options.get("sample_sigmas"), float(t.reshape(-1)[0]),
@@ -151,7 +155,7 @@ class InstanceAssemblePatch:
         positions = layout_token_positions(self.layout.samples, grid_h, grid_w).to(latent.device)
         return CallState(batch=batch, layout_stream=tokens.repeat(num_repeats, 1),
                          layout_positions=positions.repeat(num_repeats, 1), layout_scale=self.layout_scale,
-                         txt_len=0 if context is None else context.shape[1])
+                         txt_len=0 if context is None else context.shape[1], image_tokens=grid_h * grid_w)
 
     def _instance_batch(self, grid_h: int, grid_w: int, rows: list[int], device) -> InstanceBatch:
         key = (grid_h, grid_w, tuple(rows), str(device))

@@ -3,6 +3,9 @@
 LoRA mapping onto BFL's fused layers (spec §13.6): ``to_q|to_k|to_v`` are row slices of ``img_attn.qkv``,
 ``add_{q,k,v}_proj`` of ``txt_attn.qkv``; in the single block ``to_q|to_k|to_v|proj_mlp`` are row slices of
 ``linear1`` and ``proj_out`` is ``linear2``.
+
+Reference latents (Kontext-style ``ref_latents``) add image tokens after the generated image's tokens; the branch
+works on the generated image's tokens only and hands the reference tokens back as the stock block left them.
 """
 from typing import Optional
 
@@ -81,9 +84,10 @@ class FluxHost(Host):
     def _run_double(self, ops: JointBlockOps):
         def run(args: dict, out: dict, state) -> dict:
             rope = self.instance_rope(state, args["pe"])
-            img, state.layout_stream = joint_block_branch(ops, out["img"], args["vec"], state.layout_stream,
+            img, references = out["img"][:, :state.image_tokens], out["img"][:, state.image_tokens:]
+            img, state.layout_stream = joint_block_branch(ops, img, args["vec"], state.layout_stream,
                                                           state.batch, state.layout_scale, rope)
-            return {"img": img, "txt": out["txt"]}
+            return {"img": torch.cat([img, references], dim=1) if references.shape[1] else img, "txt": out["txt"]}
         return run
 
     def _run_single(self, ops: SingleBlockOps):

@@ -2,9 +2,7 @@
 the official file layout, and layouts encoded by the pack's nodes."""
 import pytest
 
-import official_weights
-import pack_nodes
-import tiny_models
+from tools import official_weights, pack_nodes, tiny_models
 
 FLUX_CFG = tiny_models.FLUX_TINY
 SD3_DEPTH = 2
