@@ -32,7 +32,8 @@ class Backend:
 
 BACKENDS = (
     Backend("0.3.64", COMFY_HOME / "ComfyUI", "python3", "1.27.10"),  # the system interpreter
-    Backend("0.29.0", COMFY_HOME / "ComfyUI-0.29.0", str(COMFY_HOME / "venv-0.29.0" / "bin" / "python"), "1.47.10,1.58.1"),
+    Backend("0.29.0", COMFY_HOME / "ComfyUI-0.29.0", str(COMFY_HOME / "venv-0.29.0" / "bin" / "python"),
+            "1.47.10,1.58.1"),
 )
 SUMMARY_COUNTS = re.compile(r"(\d+) (passed|failed|errors?)\b")
 

@@ -153,7 +153,8 @@ def tiny_flux_patcher(cfg=FLUX_TINY, state_dict=None, dtype=torch.float32, manua
     model.diffusion_model.load_state_dict(model_config.process_unet_state_dict(dict(sd)), strict=True)
     patcher = comfy.model_patcher.ModelPatcher(model, load_device=mm.get_torch_device(),
                                                offload_device=mm.unet_offload_device())
-    patcher.cached_patcher_init = (tiny_flux_patcher, (cfg, sd, dtype, manual_cast_dtype))  # as ComfyUI's loaders register (2026)
+    # As ComfyUI's loaders do (2026): how to build a fresh copy, e.g. for another device.
+    patcher.cached_patcher_init = (tiny_flux_patcher, (cfg, sd, dtype, manual_cast_dtype))
     return patcher
 
 

@@ -12,9 +12,8 @@ REF_LATENT_SHAPE = (1, 16, 8, 8)  # 4 × 4 = 16 reference tokens after the image
 
 
 def with_reference_latent(conditioning, method=None):
-    conditioning = node_helpers.conditioning_set_values(
-        conditioning, {"reference_latents": [torch.randn(REF_LATENT_SHAPE, generator=torch.Generator().manual_seed(0))]},
-        append=True)
+    reference = torch.randn(REF_LATENT_SHAPE, generator=torch.Generator().manual_seed(0))
+    conditioning = node_helpers.conditioning_set_values(conditioning, {"reference_latents": [reference]}, append=True)
     if method is not None:
         conditioning = node_helpers.conditioning_set_values(conditioning, {"reference_latents_method": method})
     return conditioning
