@@ -35,9 +35,8 @@ class FluxSetup:
 
 
 def import_comfy(device: str = "cpu") -> None:
-    for path in (str(ROOT),):
-        if path not in sys.path:
-            sys.path.append(path)
+    if str(ROOT) not in sys.path:
+        sys.path.append(str(ROOT))
     from tools.comfyui_path import import_comfyui
     import_comfyui(cpu=not device.startswith("cuda"))
 

@@ -1,8 +1,6 @@
 """InstanceAssembleApply: MODEL + weights + encoded layout → a patched MODEL clone."""
 import logging
 
-import torch
-
 from ..instanceassemble_core.branch import InstanceBranch
 from ..instanceassemble_core.weights import InstanceAssembleWeights
 from . import comfy_compat
@@ -42,10 +40,6 @@ def check_compatible(host: Host, weights: InstanceAssembleWeights, layout: Encod
             f"{weights.single_layout_blocks}, but the model has {host.num_double_blocks} / {host.num_single_blocks}.")
 
 
-def compute_dtype(model_patcher) -> torch.dtype:
-    return comfy_compat.inference_dtype(model_patcher)
-
-
 class InstanceAssembleApply:
     DESCRIPTION = ("Patches a Flux.1 or SD3-medium model so that each box of the layout gets its object. The "
                    "layout LoRA runs only inside the instance branch and is never merged, so style LoRAs can be "
@@ -76,7 +70,7 @@ class InstanceAssembleApply:
             return (model,)
         if not layout.layout.instances:
             logging.warning("%s: the layout has no boxes; only the branch's feed-forward pass will run.", NODE)
-        branch = InstanceBranch(instanceassemble).to(compute_dtype(model))
+        branch = InstanceBranch(instanceassemble).to(comfy_compat.inference_dtype(model))
         return (InstanceAssemblePatch(host, branch, layout, layout_scale, grounding_ratio).patch(model),)
 
 
