@@ -5,7 +5,7 @@
 (c) ``run_stock``  the stock block alone.
 
 (a) and (b) get the same post-stock-block image stream, ``vec`` and layout stream; both receive their RoPE tables
-precomputed, as both the reference (``layout_rotary``) and the pack (``CallState.rope``) build them once per
+precomputed, as both the reference (``layout_rotary``) and the pack (``CallContext.rope``) build them once per
 model call. The ``InstanceBatch`` is built once per call (the pack caches it per token grid), outside the timing.
 """
 from dataclasses import dataclass

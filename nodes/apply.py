@@ -1,18 +1,16 @@
 """InstanceAssembleApply: MODEL + weights + encoded layout → a patched MODEL clone."""
 import logging
 
-import torch
-
 from ..instanceassemble_core.branch import InstanceBranch
 from ..instanceassemble_core.families import FAMILIES
 from ..instanceassemble_core.schedule import GroundingSchedule
 from ..instanceassemble_core.weights import InstanceAssembleWeights
+from . import comfy_compat
 from .encode import EncodedLayout
 from .hosts import FamilyError, Host, host_for
 from .patch import InstanceAssemblePatch
 
 NODE = "InstanceAssembleApply"
-FP8_DTYPES = {getattr(torch, name) for name in ("float8_e4m3fn", "float8_e5m2") if hasattr(torch, name)}
 
 
 def check_compatible(host: Host, weights: InstanceAssembleWeights, layout: EncodedLayout) -> None:
@@ -41,12 +39,6 @@ def check_compatible(host: Host, weights: InstanceAssembleWeights, layout: Encod
         raise FamilyError(
             f"{NODE}: instanceassemble: the weights patch blocks {weights.double_layout_blocks} / single "
             f"{weights.single_layout_blocks}, but the model has {host.num_double_blocks} / {host.num_single_blocks}.")
-
-
-def compute_dtype(model_patcher) -> torch.dtype:
-    model = model_patcher.model
-    dtype = model.manual_cast_dtype or model.get_dtype()
-    return torch.bfloat16 if dtype in FP8_DTYPES else dtype
 
 
 class InstanceAssembleApply:
@@ -81,7 +73,7 @@ class InstanceAssembleApply:
             return (model,)
         if not layout.layout.instances:
             logging.warning("%s: the layout has no boxes; only the branch's feed-forward pass will run.", NODE)
-        branch = InstanceBranch(instanceassemble).to(compute_dtype(model))
+        branch = InstanceBranch(instanceassemble).to(comfy_compat.inference_dtype(model))
         return (InstanceAssemblePatch(host, branch, layout, layout_scale, schedule).patch(model),)
 
 
@@ -96,6 +88,7 @@ def check_settings(**values: float) -> None:
 
 def host_for_node(model) -> Host:
     try:
+        comfy_compat.refuse_flux2(model.get_model_object("diffusion_model"))
         return host_for(model.get_model_object("diffusion_model"))
     except FamilyError as error:
         raise FamilyError(f"{NODE}: model: {error}") from None

@@ -51,12 +51,14 @@ class CallContext:
     batch: where the K instances live in this call's batch rows and token grid.
     layout_positions: [K, 2] (row, col) of each layout token, for Flux RoPE.
     txt_len: text tokens ahead of the image tokens in the joint stream.
+    image_tokens: tokens of the generated image; reference-latent tokens (Kontext) may follow them.
     stream: the layout stream, rebuilt from the layout encoder at every call.
     rope: the per-instance rotations (Flux), built once per call.
     """
     batch: InstanceBatch
     layout_positions: Tensor
     txt_len: int
+    image_tokens: int
     stream: LayoutStream
     rope: OncePerCall[InstanceRope] = field(default_factory=OncePerCall)
 

@@ -8,6 +8,7 @@ from torch import Tensor
 from ..instanceassemble_core.families import FAMILIES
 from ..instanceassemble_core.geometry import dense_samples
 from ..instanceassemble_core.layout import Layout
+from .comfy_compat import clip_execution
 
 CLIP_MAX_TOKENS = 77
 
@@ -60,9 +61,8 @@ def encode_instance_texts(clip, texts: list[str]) -> tuple[str, Tensor]:
     if not texts:
         return family, torch.zeros(0, 0)
     unique = sorted(set(texts), key=texts.index)
-    clip.load_model()
     model, tokenizer = clip.cond_stage_model, clip.tokenizer
-    with torch.no_grad():
+    with torch.no_grad(), clip_execution(clip):
         pooled = torch.cat([
             _pooled(getattr(model, part.encoder), _plain_token_ids(getattr(tokenizer, part.encoder), unique),
                     projected=part.projected)

@@ -20,6 +20,7 @@ from ..instanceassemble_core.assemble import InstanceBatch, build_instance_batch
 from ..instanceassemble_core.branch import InstanceBranch
 from ..instanceassemble_core.geometry import box_token_indices, layout_token_positions
 from ..instanceassemble_core.schedule import GroundingSchedule
+from . import comfy_compat
 from .call_context import CallContext, LayoutStream, OptionKeys
 from .encode import EncodedLayout
 from .hosts import Host
@@ -86,6 +87,7 @@ class InstanceAssemblePatch:
             patched.set_model_patch_replace(block_patch, "dit", block_kind, index)
         branch_patcher = comfy.model_patcher.ModelPatcher(self.branch, load_device=model.load_device,
                                                           offload_device=model.offload_device)
+        comfy_compat.refuse_device_copies(branch_patcher)
         patched.set_additional_models(WRAPPER_KEY, [branch_patcher])
         return patched
 
@@ -111,6 +113,7 @@ class InstanceAssemblePatch:
 
     def apply_model(self, executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={},
                     **kwargs):
+        comfy_compat.refuse_reference_method(kwargs)
         grounded = transformer_options.get(self.keys.grounded)
         if grounded is None:
             grounded = self.schedule.is_grounded_sigma(transformer_options.get("sample_sigmas"),
@@ -135,7 +138,7 @@ class InstanceAssemblePatch:
             tokens = torch.zeros(0, self.branch.hidden_dim, device=latent.device, dtype=dtype)
         positions = layout_token_positions(self.layout.samples, grid_h, grid_w).to(latent.device)
         return CallContext(batch=batch, layout_positions=positions.repeat(num_repeats, 1),
-                           txt_len=0 if context is None else context.shape[1],
+                           txt_len=0 if context is None else context.shape[1], image_tokens=grid_h * grid_w,
                            stream=LayoutStream(tokens.repeat(num_repeats, 1)))
 
     def _instance_batch(self, grid_h: int, grid_w: int, rows: list[int], device) -> InstanceBatch:

@@ -1,7 +1,9 @@
 """Test set-up shared by every tier.
 
 ComfyUI is required, never faked: when it cannot be found the whole run stops with an error.
-``tests/support`` holds shared test helpers (tiny models, synthetic official weights, the diffusers reference).
+``tests/support`` holds the references the tests compare with (the official code's math, diffusers hosts); the kit the
+tests share with bench/ and the runner (tiny models, synthetic official weights, nodes and samplers in process) is
+in ``tools/``.
 """
 import sys
 from pathlib import Path

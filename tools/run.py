@@ -324,6 +324,20 @@ def _validation_text(error: dict, node_errors: dict, prompt: dict) -> str:
     return "ComfyUI refused the graph:\n  " + "\n  ".join(lines or [f"{error['message']} {error['details']}".strip()])
 
 
+def prompt_executor(server):
+    """``execution.PromptExecutor`` with the classic node cache, built as each ComfyUI's main.py builds it for
+    ``--cache-classic``: 0.3.x takes ``cache_size``; 2026 versions take ``cache_args`` and read its RAM headroom
+    figures (``"ram"``, ``"ram_inactive"``, in GiB; 0 = no RAM-pressure eviction) on every run."""
+    import inspect
+
+    import execution
+
+    if "cache_args" in inspect.signature(execution.PromptExecutor).parameters:
+        return execution.PromptExecutor(server, cache_type=execution.CacheType.CLASSIC,
+                                        cache_args={"lru": 0, "ram": 0, "ram_inactive": 0})
+    return execution.PromptExecutor(server, cache_type=execution.CacheType.CLASSIC, cache_size=0)
+
+
 def execute(prompt: dict, out_dir: Path, name: str) -> dict[str, list[Path]]:
     """Validate and run an API prompt; copy its images to ``out_dir`` as ``name*.png`` and ``name_layout*.png``.
     Returns {"image": [...], "layout": [...]}."""
@@ -346,7 +360,7 @@ def execute(prompt: dict, out_dir: Path, name: str) -> dict[str, list[Path]]:
         folder_paths.set_output_directory(os.path.join(scratch, "output"))
         folder_paths.set_temp_directory(os.path.join(scratch, "temp"))
         try:
-            executor = execution.PromptExecutor(server)
+            executor = prompt_executor(server)
             executor.execute(prompt, prompt_id, {"client_id": "tools.run"}, outputs)
         finally:
             server.close_bar()

@@ -9,7 +9,9 @@ State dicts use the BFL (Flux) and MMDiT (SD3) key names that ComfyUI loads; ``c
 Graphs: :func:`install_tiny_models` writes the tiny files into a models folder registered with ComfyUI and adds
 stand-in loader nodes; :func:`tiny_prompt` rewrites an API prompt to use them. Only the loaders ComfyUI cannot feed
 from a tiny file are swapped (its model detection knows only full-size Flux and CLIP); VAELoader, LoraLoaderModelOnly
-and InstanceAssembleLoader load real tiny files through their own code.
+and InstanceAssembleLoader load real tiny files through their own code. The diffusion models go through ComfyUI's
+own loading path (model detection, the model config's state-dict processing), so ComfyUI's renamings between
+versions are absorbed there; the patchers register ``cached_patcher_init`` as ComfyUI's loaders do.
 """
 import copy
 from pathlib import Path
@@ -21,6 +23,7 @@ from . import official_weights
 FLUX_TINY = dict(image_model="flux", in_channels=16, out_channels=16, vec_in_dim=64, context_in_dim=48,
                  hidden_size=64, mlp_ratio=4.0, num_heads=2, depth=4, depth_single_blocks=2,
                  axes_dim=[8, 12, 12], theta=10000, patch_size=2, qkv_bias=True, guidance_embed=True)
+_FLUX_SIZE_ASSUMED_BY_DETECTION = ("hidden_size", "num_heads", "axes_dim", "context_in_dim")
 SD3_TINY_DEPTH = 2  # hidden 128, pooled text 128 (CLIP-L 64 + CLIP-G 64)
 
 TINY_TEXT_ENCODERS = {
@@ -129,21 +132,30 @@ def tiny_sd3_state_dict(depth=SD3_TINY_DEPTH, ctx=4096, adm=128, pos_embed_max=N
     return sd
 
 
-def tiny_flux_patcher(cfg=FLUX_TINY, state_dict=None, dtype=torch.float32):
-    """ComfyUI Flux (dev, or schnell when ``guidance_embed`` is False) built from an explicit unet config:
-    ComfyUI's model detection only knows the full-size Flux."""
+def tiny_flux_patcher(cfg=FLUX_TINY, state_dict=None, dtype=torch.float32, manual_cast_dtype=None):
+    """ComfyUI Flux (dev, or schnell when ``guidance_embed`` is False) from a BFL-named state dict, through
+    ComfyUI's own loading path: ``model_detection`` reads the config from the keys, the detected model config's
+    ``process_unet_state_dict`` converts the released names (``.scale`` → ``.weight`` in 2026 ComfyUI). Detection
+    knows only Flux.1's full size (0.3.64 fixes hidden 3072, 24 heads, text 4096), so those come from ``cfg``.
+    ``dtype`` is the weights' storage, ``manual_cast_dtype`` the compute dtype ComfyUI casts them to (None: none)."""
+    import comfy.model_detection
     import comfy.model_management as mm
     import comfy.model_patcher
-    import comfy.supported_models
 
-    model_class = comfy.supported_models.Flux if cfg["guidance_embed"] else comfy.supported_models.FluxSchnell
-    model_config = model_class(dict(cfg))
-    model_config.set_inference_dtype(dtype, None)
-    model = model_config.get_model({})
     sd = tiny_flux_state_dict(cfg) if state_dict is None else state_dict
-    model.diffusion_model.load_state_dict(sd, strict=True)
-    return comfy.model_patcher.ModelPatcher(model, load_device=mm.get_torch_device(),
-                                            offload_device=mm.unet_offload_device())
+    unet_config = comfy.model_detection.detect_unet_config(sd, "")
+    unet_config.update({key: copy.deepcopy(cfg[key]) for key in _FLUX_SIZE_ASSUMED_BY_DETECTION})
+    model_config = comfy.model_detection.model_config_from_unet_config(unet_config, sd)
+    if model_config is None:
+        raise RuntimeError(f"ComfyUI did not recognise the tiny Flux state dict (detected {unet_config})")
+    model_config.set_inference_dtype(dtype, manual_cast_dtype)
+    model = model_config.get_model({})
+    model.diffusion_model.load_state_dict(model_config.process_unet_state_dict(dict(sd)), strict=True)
+    patcher = comfy.model_patcher.ModelPatcher(model, load_device=mm.get_torch_device(),
+                                               offload_device=mm.unet_offload_device())
+    # As ComfyUI's loaders do (2026): how to build a fresh copy, e.g. for another device.
+    patcher.cached_patcher_init = (tiny_flux_patcher, (cfg, sd, dtype, manual_cast_dtype))
+    return patcher
 
 
 def tiny_sd3_patcher(state_dict=None, **kw):
@@ -155,6 +167,7 @@ def tiny_sd3_patcher(state_dict=None, **kw):
     patcher = comfy.sd.load_diffusion_model_state_dict(dict(sd), model_options={"dtype": torch.float32})
     if patcher is None:
         raise RuntimeError("ComfyUI did not detect the tiny SD3 state dict")
+    patcher.cached_patcher_init = (tiny_sd3_patcher, (sd,))
     return patcher
 
 

@@ -3,6 +3,9 @@
 
 Which diffusers module's LoRA lands on which of BFL's fused layers, at which rows (§13.6), is ``FLUX``'s
 ``HostSlot`` table in ``instanceassemble_core.families``.
+
+Reference latents (Kontext-style ``ref_latents``) add image tokens after the generated image's tokens; the branch
+works on the generated image's tokens only and hands the reference tokens back as the stock block left them.
 """
 from functools import partial
 from typing import Optional
@@ -82,10 +85,11 @@ class FluxHost(Host):
     def _run_double(self, ops: JointBlockOps, layout_scale: float):
         def run(args: dict, out: dict, context: CallContext) -> dict:
             rope = self.instance_rope(context, args["pe"])
-            img, layout_stream = joint_block_branch(ops, out["img"], args["vec"], context.stream.take(),
+            img, references = out["img"][:, :context.image_tokens], out["img"][:, context.image_tokens:]
+            img, layout_stream = joint_block_branch(ops, img, args["vec"], context.stream.take(),
                                                     context.batch, layout_scale, rope)
             context.stream.hand_on(layout_stream)
-            return {"img": img, "txt": out["txt"]}
+            return {"img": torch.cat([img, references], dim=1) if references.shape[1] else img, "txt": out["txt"]}
         return run
 
     def _run_single(self, ops: SingleBlockOps, layout_scale: float):

@@ -5,10 +5,9 @@ import pytest
 import torch
 
 import folder_paths
-import official_weights
-import tiny_models
-from pack_nodes import LAYOUT_256x128, apply, encode
-from sampling import flux_conditioning, sample
+from tools import official_weights, tiny_models
+from tools.pack_nodes import LAYOUT_256x128, apply, encode
+from tools.sampling import flux_conditioning, sample
 
 
 def from_json(pack, text, **kw):

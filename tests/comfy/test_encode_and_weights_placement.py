@@ -4,9 +4,9 @@ import pytest
 import torch
 
 import comfy.model_management
-import tiny_models
-from pack_nodes import apply, encode, latent_for
-from sampling import flux_conditioning, sample
+from tools import tiny_models
+from tools.pack_nodes import apply, encode, latent_for
+from tools.sampling import flux_conditioning, sample
 
 
 class ForwardCounter:

@@ -8,8 +8,8 @@ from safetensors.torch import save_file
 import comfy.samplers
 import folder_paths
 import nodes as comfy_nodes
-from pack_nodes import apply, encode, latent_for
-from sampling import GroundingProbe, flux_conditioning, replay, sample, trajectory
+from tools.pack_nodes import apply, encode, latent_for
+from tools.sampling import GroundingProbe, flux_conditioning, replay, sample, trajectory
 
 
 @pytest.fixture

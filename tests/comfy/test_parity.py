@@ -9,13 +9,12 @@ import pytest
 import torch
 from einops import rearrange
 
-import official_weights
-import tiny_models
-from pack_nodes import apply, encode
+from tools import official_weights, tiny_models
+from tools.pack_nodes import apply, encode
 from reference_flux import ReferenceFlux
 from reference_sd3 import ReferenceSD3
 from parity_cases import CASES, HEIGHT, WIDTH, layout_source, relative_error
-from sampling import GroundingProbe, flux_conditioning, replay, text_conditioning
+from tools.sampling import GroundingProbe, flux_conditioning, replay, text_conditioning
 
 PARITY = 1e-5
 

@@ -4,8 +4,8 @@ import torch
 
 import comfy.samplers
 import nodes as comfy_nodes
-from pack_nodes import apply, encode, latent_for
-from sampling import GroundingProbe, flux_conditioning, replay, sample, text_conditioning, trajectory
+from tools.pack_nodes import apply, encode, latent_for
+from tools.sampling import GroundingProbe, flux_conditioning, replay, sample, text_conditioning, trajectory
 
 
 @pytest.fixture

@@ -11,8 +11,7 @@ from instanceassemble_core.branch import InstanceBranch
 from instanceassemble_core.layout import parse_layout
 from instanceassemble_core.weights import load_weights, save_combined
 
-import official_weights
-import tiny_models
+from tools import official_weights, tiny_models
 from diffusers_host import CoreOnDiffusers
 from parity_cases import CASES, HEIGHT, WIDTH, layout_source, relative_error
 from reference_flux import ReferenceFlux

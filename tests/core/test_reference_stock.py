@@ -6,10 +6,10 @@ import pytest
 import torch
 
 import reference_layout as rl
-from official_weights import make_official_weights
+from tools.official_weights import make_official_weights
 from reference_flux import ReferenceFlux
 from reference_sd3 import ReferenceSD3
-from tiny_models import FLUX_TINY, tiny_flux_patcher, tiny_flux_state_dict, tiny_sd3_patcher, tiny_sd3_state_dict
+from tools.tiny_models import FLUX_TINY, tiny_flux_patcher, tiny_flux_state_dict, tiny_sd3_patcher, tiny_sd3_state_dict
 
 STOCK_TOLERANCE = 1e-5
 SENSITIVITY = 1e-4

@@ -10,7 +10,7 @@ from safetensors.torch import save_file
 from instanceassemble_core.weights import (
     WeightsError, load_weights, read_official_pair, save_combined,
 )
-from official_weights import (
+from tools.official_weights import (
     JOINT_ACTIVE_MODULES, SD3_LAST_BLOCK_ACTIVE_MODULES, SINGLE_ACTIVE_MODULES,
     inactive_lora_modules, make_official_weights, write_official_folder,
 )
