@@ -1,5 +1,6 @@
 """InstanceAssembleLayoutFromJSON: layout text in any supported format → LAYOUT."""
 from ..instanceassemble_core.layout import LayoutError, parse_layout
+from .layout_type import LAYOUT_TYPE
 
 FORMATS_HELP = ("Official demo JSON ({prompt, width, height, annos:[{bbox xyxy, category_name, caption}]}), a "
                 "DenseLayout record, COCO instances JSON (bbox xywh) or the editor's canonical JSON.")
@@ -17,7 +18,7 @@ def layout_or_error(node: str, field: str, source, **kwargs):
 class InstanceAssembleLayoutFromJSON:
     DESCRIPTION = "Reads a box layout from JSON text. " + FORMATS_HELP
     CATEGORY = "InstanceAssemble/layout"
-    RETURN_TYPES = ("LAYOUT", "STRING", "INT", "INT")
+    RETURN_TYPES = (LAYOUT_TYPE, "STRING", "INT", "INT")
     RETURN_NAMES = ("layout", "prompt", "width", "height")
     OUTPUT_TOOLTIPS = ("The parsed, validated layout.", "The layout's global prompt (may be empty).",
                        "Image width of the layout in pixels.", "Image height of the layout in pixels.")
