@@ -71,7 +71,7 @@ def _frame(value: Any, frame: int, field: str) -> list:
     if not isinstance(value, list):
         raise _fail(field, f"expected bounding boxes (a dict or a list), got {type(value).__name__}.",
                     "Connect a node that outputs BOUNDING_BOX, e.g. Create Bounding Boxes.")
-    if value and all(isinstance(item, list) for item in value):
+    if value and all(isinstance(item, list) and all(isinstance(box, dict) for box in item) for item in value):
         if not 0 <= frame < len(value):
             raise _fail(field, f"the boxes hold {len(value)} frames (images of a batch); frame {frame} does not "
                                "exist.", f"Set frame to 0..{len(value) - 1}.")
@@ -176,8 +176,11 @@ def detector_boxes(data: Any, width: int, height: int, box_format: str = "auto",
 
 
 def caption_lines(captions: str, count: int, field: str = "captions") -> list[str]:
-    """One caption per box from a multiline text ("" = none); the line count must match the box count."""
-    lines = captions.strip("\n").split("\n") if captions.strip() else []
+    """One caption per box from a multiline text ("" = none); the line count (less trailing empty lines beyond
+    ``count``) must match the box count."""
+    lines = captions.split("\n") if captions.strip() else []
+    while len(lines) > count and not lines[-1].strip():
+        lines.pop()
     if lines and len(lines) != count:
         raise _fail(field, f"{len(lines)} caption lines for {count} boxes.",
                     "Write one line per box, in box order (an empty line keeps a box's own text).")
