@@ -225,7 +225,9 @@ def _ancestors(prompt: dict, node_id: str) -> set[str]:
     seen, todo = set(), [node_id]
     while todo:
         for value in prompt[todo.pop()]["inputs"].values():
-            if isinstance(value, list) and len(value) == 2 and value[0] not in seen and value[0] in prompt:
+            # a link is [node id, slot]; other lists are values (ComfyUI unwraps {"__value__": [...]} in place)
+            if isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and value[0] not in seen \
+                    and value[0] in prompt:
                 seen.add(value[0])
                 todo.append(value[0])
     return seen

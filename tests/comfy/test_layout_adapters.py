@@ -1,11 +1,14 @@
 """Layouts from boxes and masks and back, in ComfyUI: the nodes, mask regions through real samplers, graphs that
 start at ComfyUI 0.29's core box nodes (plain data on 0.3.64, where those nodes and types do not exist), and
 workflows saved with the box layout's old type name."""
+import asyncio
 import json
 import subprocess
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import comfyui_version
 import nodes as comfy_nodes
@@ -112,26 +115,54 @@ def boxes_graph(source: dict) -> dict:
     return graph
 
 
-def test_graph_from_create_bounding_boxes(graph_nodes, tmp_path):
+def create_bounding_boxes(links: dict, values: dict) -> dict:
+    """Create Bounding Boxes (0.29) linked into ``links``; on 0.3.64 the same data as plain API values (a list
+    value wrapped in __value__, as the frontend sends list widgets)."""
     if HAS_CORE_BOXES:
-        source = {"1": {"class_type": "CreateBoundingBoxes", "inputs": {
-            "width": 256, "height": 128, "editor_state": CANVAS, "background": ["10", 0]}},
-            "links": {"bboxes": ["1", 1], "elements": ["1", 2]}}
-    else:  # the same data as JSON text
-        source = {"links": {"boxes_json": json.dumps(CANVAS_ELEMENTS)}}
-    written = run.execute(boxes_graph(source), tmp_path, "boxes")
-    assert len(written["image"]) + len(written["layout"]) == (3 if HAS_CORE_BOXES else 1)
+        return {"1": {"class_type": "CreateBoundingBoxes", "inputs": {
+            "width": 256, "height": 128, "editor_state": {"__value__": CANVAS}, "background": ["10", 0]}},
+            "links": links}
+    return {"links": {name: {"__value__": value} if isinstance(value, list) else value
+                      for name, value in values.items()}}
 
 
-def test_graph_from_primitive_bounding_box(graph_nodes, tmp_path):
+def create_bounding_boxes_elements() -> dict:
+    return create_bounding_boxes({"elements": ["1", 2]}, {"elements": CANVAS_ELEMENTS})
+
+
+def create_bounding_boxes_bboxes() -> dict:
+    return create_bounding_boxes({"bboxes": ["1", 1], "captions": "blue sky\na sign"},
+                                 {"bboxes": CANVAS_BBOXES, "captions": "blue sky\na sign"})
+
+
+def primitive_bounding_box_source() -> dict:
     if HAS_CORE_BOXES:
-        source = {"1": {"class_type": "PrimitiveBoundingBox", "inputs": {"x": 16, "y": 32, "width": 64,
-                                                                         "height": 64}},
-                  "links": {"bboxes": ["1", 0], "captions": "a red cup"}}
-    else:
-        source = {"links": {"boxes_json": json.dumps({"x": 16, "y": 32, "width": 64, "height": 64}),
-                            "captions": "a red cup"}}
-    run.execute(boxes_graph(source), tmp_path, "primitive")
+        return {"1": {"class_type": "PrimitiveBoundingBox", "inputs": {"x": 16, "y": 32, "width": 64, "height": 64}},
+                "links": {"bboxes": ["1", 0], "captions": "a red cup"}}
+    return {"links": {"bboxes": {"x": 16, "y": 32, "width": 64, "height": 64}, "captions": "a red cup"}}
+
+
+SOURCES = [create_bounding_boxes_elements, create_bounding_boxes_bboxes, primitive_bounding_box_source]
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda f: f.__name__)
+def test_graphs_from_core_box_nodes_pass_comfyui_validation(graph_nodes, source):
+    """ComfyUI's own prompt validation, link types included (BOUNDING_BOX, ARRAY → the adapter's inputs)."""
+    import execution
+
+    graph = boxes_graph(source())
+    valid, error, outputs, node_errors = asyncio.run(execution.validate_prompt("validate", graph, None))
+    assert valid, (error, node_errors)
+    assert "1" in graph or not HAS_CORE_BOXES
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda f: f.__name__)
+def test_graphs_from_core_box_nodes_run(graph_nodes, source, tmp_path):
+    graph = boxes_graph(source())
+    written = run.execute(graph, tmp_path, "boxes")
+    assert len(written["layout"]) == 1 and len(written["image"]) == (1 if HAS_CORE_BOXES else 0)
+    for path in written["layout"] + written["image"]:  # boxes drawn on the black image
+        assert np.asarray(Image.open(path)).any()
 
 
 def test_the_core_types_link_to_the_adapter_inputs(graph_nodes):
