@@ -44,7 +44,8 @@ MODEL_FILE_INPUTS = {
 NOTE_TYPES = {"Note", "MarkdownNote"}
 REROUTE, PRIMITIVE = "Reroute", "PrimitiveNode"
 MODE_MUTED, MODE_BYPASSED = 2, 4
-WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+# BOUNDING_BOXES: the box canvas widget of ComfyUI 0.29's Create Bounding Boxes (frontend 1.4x+)
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "BOUNDING_BOXES"}
 SEED_INPUTS = ("seed", "noise_seed")
 OVERLAY_NODE = "InstanceAssembleDrawLayout"
 
@@ -104,7 +105,8 @@ def _widget_values(node: dict, cls) -> dict:
         if position >= len(values) and optional:
             break  # saved before the node gained this optional widget
         if position < len(values):
-            inputs[name] = values[position]
+            value = values[position]  # list values go wrapped, as the frontend sends them (lists are links)
+            inputs[name] = {"__value__": value} if isinstance(value, list) else value
         position += count
     if position != len(values):
         expected = ", ".join(name for name, _, _ in slots)
