@@ -240,9 +240,10 @@ def ensure_overlay(prompt: dict) -> None:
     boxes: the boxes go over the images of the first SaveImage / PreviewImage."""
     if any(node["class_type"] == OVERLAY_NODE for node in prompt.values()):
         return
+    layout_type = node_class(OVERLAY_NODE, "overlay").INPUT_TYPES()["required"]["layout"][0]
     returns = {node_id: node_class(node["class_type"], f"node #{node_id}").RETURN_TYPES
                for node_id, node in prompt.items()}
-    layouts = [[node_id, list(types).index("LAYOUT")] for node_id, types in returns.items() if "LAYOUT" in types]
+    layouts = [[node_id, list(types).index(layout_type)] for node_id, types in returns.items() if layout_type in types]
     images = [node["inputs"].get("images") for node in prompt.values()
               if node["class_type"] in ("SaveImage", "PreviewImage")]
     if layouts and images and isinstance(images[0], list):
