@@ -17,8 +17,10 @@ import json
 import math
 import reprlib
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
+
+from .regions import Region
 
 MAX_INSTANCES = 200
 OFFICIAL_MAX_INSTANCES = 50  # the official demo and inference scripts' max_objs
@@ -49,11 +51,13 @@ def _fail(field: str, text: str, fix: str | None = None) -> LayoutError:
 
 @dataclass(frozen=True)
 class Instance:
-    """One box: ``bbox`` is (x1, y1, x2, y2) in image pixels."""
+    """One box: ``bbox`` is (x1, y1, x2, y2) in image pixels; ``region``, when set, is the instance's mask
+    (its tokens replace the box's, see ``regions.py``) and ``bbox`` is the mask's bounding box."""
 
     bbox: tuple[float, float, float, float]
     category: str
     caption: str = ""
+    region: Region | None = None
 
     @property
     def text(self) -> str:
@@ -82,10 +86,7 @@ class Layout:
             "width": self.width,
             "height": self.height,
             "prompt": self.prompt,
-            "boxes": [
-                {"bbox": [_json_number(v) for v in inst.bbox], "category": inst.category, "caption": inst.caption}
-                for inst in self.instances
-            ],
+            "boxes": [_box_dict(inst) for inst in self.instances],
         }
         if self.seed is not None:
             data["seed"] = self.seed
@@ -103,7 +104,7 @@ class Layout:
             x1, y1, x2, y2 = inst.bbox
             bbox = (x1 * width / self.width, y1 * height / self.height,
                     x2 * width / self.width, y2 * height / self.height)
-            return Instance(bbox, inst.category, inst.caption)
+            return replace(inst, bbox=bbox)
 
         return Layout(width, height, self.prompt, tuple(map(scaled, self.instances)), self.seed)
 
@@ -368,12 +369,40 @@ def _read_coco(data: dict, image: str | int | None) -> _Draft:
                   instances, None, box_fields, "annotations")
 
 
+def _box_dict(inst: Instance) -> dict:
+    box = {"bbox": [_json_number(v) for v in inst.bbox], "category": inst.category, "caption": inst.caption}
+    if inst.region is not None:
+        box["region"] = inst.region.to_dict()
+    return box
+
+
 def _read_instance(box: dict, name: str, category_key: str, caption_key: str) -> Instance:
     if "bbox" not in box:
         raise _fail(f"{name}.bbox", "missing bbox.", "Add \"bbox\": [x1, y1, x2, y2] in image pixels.")
     return Instance(_bbox_numbers(box["bbox"], f"{name}.bbox", "[x1, y1, x2, y2]"),
                     _optional_text(box, category_key, f"{name}.{category_key}"),
-                    _optional_text(box, caption_key, f"{name}.{caption_key}"))
+                    _optional_text(box, caption_key, f"{name}.{caption_key}"),
+                    _optional_region(box, f"{name}.region"))
+
+
+def _optional_region(box: dict, name: str) -> Region | None:
+    """A box's ``region``: {"size": [height, width], "counts": [run lengths, COCO column-major], "threshold"}."""
+    value = box.get("region")
+    if value is None:
+        return None
+    fix = ("Write region as {\"size\": [height, width], \"counts\": [run lengths], \"threshold\": 0.5} "
+           "(COCO uncompressed RLE, as InstanceAssemble Layout to JSON writes it), or remove it.")
+    if not isinstance(value, dict) or not isinstance(value.get("size"), list) or len(value["size"]) != 2 \
+            or not isinstance(value.get("counts"), list):
+        raise _fail(name, f"expected an object with size [height, width] and counts, got {value!r:.80}.", fix)
+    numbers = [*value["size"], *value["counts"], value.get("threshold", 0.5)]
+    if not all(_is_number(v) for v in numbers) or not all(float(v).is_integer() for v in numbers[:-1]):
+        raise _fail(name, "size and counts must be whole numbers and threshold a number.", fix)
+    try:
+        return Region(int(value["size"][0]), int(value["size"][1]), tuple(int(c) for c in value["counts"]),
+                      float(value.get("threshold", 0.5)))
+    except ValueError as error:
+        raise _fail(name, str(error), fix) from None
 
 
 def _validate_boxes(layout: Layout, max_instances: int, box_fields: Sequence[str], list_field: str) -> str | None:

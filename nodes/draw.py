@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from .layout_type import LAYOUT_TYPE
+
 
 def box_color(index: int) -> tuple[int, int, int]:
     """The editor's colour of box ``index`` as 0..255 RGB."""
@@ -101,7 +103,7 @@ class InstanceAssembleDrawLayout:
         return {
             "required": {
                 "image": ("IMAGE", {"tooltip": "Images to draw on, e.g. the generated image."}),
-                "layout": ("LAYOUT", {"tooltip": "The layout whose boxes are drawn."}),
+                "layout": (LAYOUT_TYPE, {"tooltip": "The layout whose boxes are drawn."}),
             },
         }
 

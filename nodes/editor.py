@@ -7,6 +7,7 @@ workflow saves it in ``widgets_values`` and the API prompt carries it like any o
 from ..instanceassemble_core.layout import LayoutError, parse_layout
 from . import server_routes
 from .layout_nodes import layout_error, layout_or_error
+from .layout_type import LAYOUT_TYPE
 
 NODE_NAME = "InstanceAssembleLayoutEditor"
 WIDGET_TYPE = "INSTANCEASSEMBLE_LAYOUT_CANVAS"
@@ -25,7 +26,7 @@ class InstanceAssembleLayoutEditor:
     DESCRIPTION = ("Draw the layout: drag on the canvas to add a box, give each box a category and a caption, and "
                    "type the global prompt. Boxes are stored in image pixels; the ? button lists the shortcuts.")
     CATEGORY = "InstanceAssemble/layout"
-    RETURN_TYPES = ("LAYOUT", "STRING")
+    RETURN_TYPES = (LAYOUT_TYPE, "STRING")
     RETURN_NAMES = ("layout", "prompt")
     OUTPUT_TOOLTIPS = ("The drawn layout, sized width × height.", "The global prompt typed in the editor.")
     FUNCTION = "build"

@@ -9,6 +9,7 @@ from ..instanceassemble_core.families import FAMILIES
 from ..instanceassemble_core.geometry import dense_samples
 from ..instanceassemble_core.layout import Layout
 from .comfy_compat import clip_execution
+from .layout_type import LAYOUT_TYPE
 
 CLIP_MAX_TOKENS = 77
 
@@ -83,7 +84,7 @@ class InstanceAssembleLayoutEncode:
     def INPUT_TYPES(cls):
         return {"required": {
             "clip": ("CLIP", {"tooltip": "The CLIP of the Flux or SD3 model you sample with."}),
-            "layout": ("LAYOUT", {"tooltip": "Boxes with a category and caption each."}),
+            "layout": (LAYOUT_TYPE, {"tooltip": "Boxes with a category and caption each."}),
         }}
 
     def encode(self, clip, layout: Layout):

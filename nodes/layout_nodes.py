@@ -2,6 +2,7 @@
 import logging
 
 from ..instanceassemble_core.layout import MAX_SIZE, LayoutError, parse_layout
+from .layout_type import LAYOUT_TYPE
 
 FORMATS_HELP = ("Official demo JSON ({prompt, width, height, annos:[{bbox xyxy, category_name, caption}]}), a "
                 "DenseLayout record or JSON Lines export, COCO instances JSON (bbox xywh) or the editor's canonical "
@@ -28,7 +29,7 @@ def layout_error(node: str, field: str, error: LayoutError) -> LayoutError:
 class InstanceAssembleLayoutFromJSON:
     DESCRIPTION = "Reads a box layout from JSON text. " + FORMATS_HELP
     CATEGORY = "InstanceAssemble/layout"
-    RETURN_TYPES = ("LAYOUT", "STRING", "INT", "INT")
+    RETURN_TYPES = (LAYOUT_TYPE, "STRING", "INT", "INT")
     RETURN_NAMES = ("layout", "prompt", "width", "height")
     OUTPUT_TOOLTIPS = ("The parsed, validated layout.", "The layout's global prompt (may be empty).",
                        "Image width of the layout in pixels.", "Image height of the layout in pixels.")

@@ -18,7 +18,8 @@ import comfy.patcher_extension
 
 from ..instanceassemble_core.assemble import InstanceBatch, build_instance_batch
 from ..instanceassemble_core.branch import InstanceBranch
-from ..instanceassemble_core.geometry import box_token_indices, layout_token_positions
+from ..instanceassemble_core.geometry import layout_token_positions
+from ..instanceassemble_core.regions import instance_token_indices
 from ..instanceassemble_core.schedule import GroundingSchedule
 from . import comfy_compat
 from .call_context import CallContext, LayoutStream, OptionKeys
@@ -144,7 +145,7 @@ class InstanceAssemblePatch:
     def _instance_batch(self, grid_h: int, grid_w: int, rows: list[int], device) -> InstanceBatch:
         key = (grid_h, grid_w, tuple(rows), str(device))
         if key not in self._batches:
-            per_instance = box_token_indices(self.layout.samples, grid_h, grid_w)
+            per_instance = instance_token_indices(self.layout.layout, self.layout.samples, grid_h, grid_w)
             token_indices = [tokens for _ in rows for tokens in per_instance]
             instance_rows = [row for row in rows for _ in per_instance]
             self._batches[key] = build_instance_batch(token_indices, instance_rows, device)

@@ -44,7 +44,8 @@ MODEL_FILE_INPUTS = {
 NOTE_TYPES = {"Note", "MarkdownNote"}
 REROUTE, PRIMITIVE = "Reroute", "PrimitiveNode"
 MODE_MUTED, MODE_BYPASSED = 2, 4
-WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+# BOUNDING_BOXES: the box canvas widget of ComfyUI 0.29's Create Bounding Boxes (frontend 1.4x+)
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "BOUNDING_BOXES"}
 SEED_INPUTS = ("seed", "noise_seed")
 OVERLAY_NODE = "InstanceAssembleDrawLayout"
 
@@ -104,7 +105,8 @@ def _widget_values(node: dict, cls) -> dict:
         if position >= len(values) and optional:
             break  # saved before the node gained this optional widget
         if position < len(values):
-            inputs[name] = values[position]
+            value = values[position]  # list values go wrapped, as the frontend sends them (lists are links)
+            inputs[name] = {"__value__": value} if isinstance(value, list) else value
         position += count
     if position != len(values):
         expected = ", ".join(name for name, _, _ in slots)
@@ -226,7 +228,9 @@ def _ancestors(prompt: dict, node_id: str) -> set[str]:
     seen, todo = set(), [node_id]
     while todo:
         for value in prompt[todo.pop()]["inputs"].values():
-            if isinstance(value, list) and len(value) == 2 and value[0] not in seen and value[0] in prompt:
+            # a link is [node id, slot]; other lists are values (ComfyUI unwraps {"__value__": [...]} in place)
+            if isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and value[0] not in seen \
+                    and value[0] in prompt:
                 seen.add(value[0])
                 todo.append(value[0])
     return seen
@@ -237,9 +241,10 @@ def ensure_overlay(prompt: dict) -> None:
     boxes: the boxes go over the images of the first SaveImage / PreviewImage."""
     if any(node["class_type"] == OVERLAY_NODE for node in prompt.values()):
         return
+    layout_type = node_class(OVERLAY_NODE, "overlay").INPUT_TYPES()["required"]["layout"][0]
     returns = {node_id: node_class(node["class_type"], f"node #{node_id}").RETURN_TYPES
                for node_id, node in prompt.items()}
-    layouts = [[node_id, list(types).index("LAYOUT")] for node_id, types in returns.items() if "LAYOUT" in types]
+    layouts = [[node_id, list(types).index(layout_type)] for node_id, types in returns.items() if layout_type in types]
     images = [node["inputs"].get("images") for node in prompt.values()
               if node["class_type"] in ("SaveImage", "PreviewImage")]
     if layouts and images and isinstance(images[0], list):
