@@ -12,6 +12,8 @@ SAMPLES_PER_BOX = 2 * POINTS_PER_SIDE * POINTS_PER_SIDE  # 72
 FOURIER_FREQS = 8
 FOURIER_DIM = FOURIER_FREQS * 2 * SAMPLES_PER_BOX  # 1152
 
+TOKEN_PIXELS = 16  # one transformer token covers 16 × 16 image pixels (VAE ÷ 8, patch 2)
+
 _TOP_LEFT = (0, 1)
 _BOTTOM_RIGHT = (SAMPLES_PER_BOX - 2, SAMPLES_PER_BOX - 1)  # the recomputed corner, not x2n/y2n
 
@@ -93,3 +95,9 @@ def layout_token_positions(samples: Tensor, grid_h: int, grid_w: int) -> Tensor:
     x1, y1, x2, y2 = _truncated_corners(samples, grid_h, grid_w).unbind(1)
     centres = torch.stack(((y1 + y2).double() / 2, (x1 + x2).double() / 2), dim=1)
     return centres.to(torch.float32).to(torch.bfloat16).to(torch.float32)
+
+
+def token_aligned_size(pixels: int) -> int:
+    """An image side in pixels floored to whole tokens (at least one), as the reference's token grid
+    floor(H / 16) × floor(W / 16) never rounds up."""
+    return max(TOKEN_PIXELS, int(pixels) // TOKEN_PIXELS * TOKEN_PIXELS)

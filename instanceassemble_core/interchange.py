@@ -17,7 +17,6 @@ Each box becomes an instance: its category is the detector's label and its capti
 ``desc``, a caption line); a box with only one of them uses it as its category, so the instance text is exactly
 that text.
 """
-import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .layout import Instance, Layout, LayoutError
+from .layout import Instance, Layout, LayoutError, load_json_text
 from .regions import Region, region_token_indices
 
 BOX_FORMATS = ("auto", "xyxy pixels", "xyxy 0-1", "xywh pixels", "xywh 0-1", "cxcywh 0-1", "yxyx 0-1000")
@@ -47,7 +46,13 @@ class FoundBox:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite JSON number that fits a float (an integer of 10^400 does not)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _text_of(data: dict, keys: tuple[str, ...]) -> str:
@@ -138,11 +143,7 @@ def detector_boxes(data: Any, width: int, height: int, box_format: str = "auto",
     if isinstance(data, str):
         if not data.strip():
             return []
-        try:
-            data = json.loads(data)
-        except json.JSONDecodeError as err:
-            raise _fail(field, f"not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}.",
-                        "Correct the JSON (usually a missing comma, quote or bracket).") from None
+        data = load_json_text(data, field)
     if isinstance(data, dict) and any(isinstance(data.get(k), list) for k in ("bboxes", "boxes")):
         key = "bboxes" if isinstance(data.get("bboxes"), list) else "boxes"
         labels = data.get("labels") if isinstance(data.get("labels"), list) else []
@@ -211,7 +212,7 @@ def layout_from_boxes(boxes: list[FoundBox], width: int, height: int, prompt: st
         instances.append(_instance(inside, line))
     layout = Layout(width, height, prompt, tuple(instances))
     try:
-        return layout.validate(), warnings
+        return layout.validate(warnings=warnings), warnings
     except LayoutError as error:
         text = error.message.replace("boxes[", f"{field}[", 1)
         raise LayoutError(text, field=field, fix=error.fix) from None

@@ -396,8 +396,10 @@ def _optional_region(box: dict, name: str) -> Region | None:
             or not isinstance(value.get("counts"), list):
         raise _fail(name, f"expected an object with size [height, width] and counts, got {value!r:.80}.", fix)
     numbers = [*value["size"], *value["counts"], value.get("threshold", 0.5)]
-    if not all(_is_number(v) for v in numbers) or not all(float(v).is_integer() for v in numbers[:-1]):
+    if not all(_as_number(v) is not None for v in numbers) or not all(float(v).is_integer() for v in numbers[:-1]):
         raise _fail(name, "size and counts must be whole numbers and threshold a number.", fix)
+    if not all(1 <= v <= MAX_SIZE for v in value["size"]):
+        raise _fail(name, f"the mask size {_shown(value['size'])} is outside 1–{MAX_SIZE} px a side.", fix)
     try:
         return Region(int(value["size"][0]), int(value["size"][1]), tuple(int(c) for c in value["counts"]),
                       float(value.get("threshold", 0.5)))

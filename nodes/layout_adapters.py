@@ -7,6 +7,7 @@ API or as JSON text in ``boxes_json``. The data shapes are in ``instanceassemble
 import logging
 
 from ..instanceassemble_core import interchange
+from ..instanceassemble_core.geometry import token_aligned_size
 from ..instanceassemble_core.interchange import BOX_FORMATS
 from ..instanceassemble_core.layout import Layout, LayoutError
 from .layout_type import LAYOUT_TYPE
@@ -39,10 +40,6 @@ def frame_size(node: str, width: int, height: int, image=None, latent=None) -> t
                       "boxes belong to, or set width and height.", field="width")
 
 
-def _multiple_of_16(value: int) -> int:
-    return max(16, 16 * round(value / 16))
-
-
 class InstanceAssembleLayoutFromBoxes:
     DESCRIPTION = ("Makes a layout from boxes of other nodes: ComfyUI's bounding boxes (Create Bounding Boxes, "
                    "Bounding Box, SAM3 Detect, RT-DETR...), Create Bounding Boxes' elements, or detector JSON "
@@ -52,8 +49,8 @@ class InstanceAssembleLayoutFromBoxes:
     RETURN_TYPES = (LAYOUT_TYPE, "STRING", "INT", "INT")
     RETURN_NAMES = ("layout", "prompt", "width", "height")
     OUTPUT_TOOLTIPS = ("The layout, in pixels of the boxes' frame.", "The prompt input, passed through.",
-                       "The frame's width rounded to a multiple of 16, for the empty latent.",
-                       "The frame's height rounded to a multiple of 16, for the empty latent.")
+                       "The frame's width floored to a multiple of 16 (the official token grid), for the empty latent.",
+                       "The frame's height floored to a multiple of 16, for the empty latent.")
     FUNCTION = "build"
 
     @classmethod
@@ -101,7 +98,7 @@ class InstanceAssembleLayoutFromBoxes:
             raise _named(FROM_BOXES, error) from None
         for warning in warnings:
             logging.warning("%s: %s", FROM_BOXES, warning)
-        return (layout, prompt, _multiple_of_16(width), _multiple_of_16(height))
+        return (layout, prompt, token_aligned_size(width), token_aligned_size(height))
 
 
 class InstanceAssembleLayoutFromMasks:
@@ -112,7 +109,7 @@ class InstanceAssembleLayoutFromMasks:
     RETURN_TYPES = (LAYOUT_TYPE, "STRING", "INT", "INT")
     RETURN_NAMES = ("layout", "prompt", "width", "height")
     OUTPUT_TOOLTIPS = ("The layout with the mask instances after the layout input's boxes.", "The global prompt.",
-                       "Layout width rounded to a multiple of 16.", "Layout height rounded to a multiple of 16.")
+                       "Layout width floored to a multiple of 16.", "Layout height floored to a multiple of 16.")
     FUNCTION = "build"
 
     @classmethod
@@ -150,7 +147,7 @@ class InstanceAssembleLayoutFromMasks:
             layout = interchange.add_masks(layout, masks, captions, threshold).validate()
         except LayoutError as error:
             raise _named(FROM_MASKS, error) from None
-        return (layout, layout.prompt, _multiple_of_16(layout.width), _multiple_of_16(layout.height))
+        return (layout, layout.prompt, token_aligned_size(layout.width), token_aligned_size(layout.height))
 
 
 class InstanceAssembleLayoutToBoxes:

@@ -171,6 +171,8 @@ def _read_text(path: Path) -> str:
         return Path(path).read_text(encoding="utf-8")
     except OSError as error:
         raise RunError(f"{path}: {error.strerror}.") from None
+    except UnicodeDecodeError as error:
+        raise RunError(f"{path}: not UTF-8 text (byte {error.start}); save the file as UTF-8 JSON.") from None
 
 
 def read_json(path: Path):
@@ -178,6 +180,8 @@ def read_json(path: Path):
         return json.loads(_read_text(path))
     except ValueError as error:
         raise RunError(f"{path}: not valid JSON ({error}).") from None
+    except RecursionError:
+        raise RunError(f"{path}: the JSON is nested too deeply to be a workflow.") from None
 
 
 def load_graph(path: Path) -> dict:
@@ -192,15 +196,11 @@ def load_graph(path: Path) -> dict:
     raise RunError(f"{path}: neither a ComfyUI workflow nor an API prompt.{hint}")
 
 
-def _multiple_of_16(value: int) -> int:
-    """Floored, as the official pipeline's token grid H//16 × W//16."""
-    return max(16, value // 16 * 16)
-
-
 def layout_graph(layout_path: Path, model: str) -> dict:
     """The example workflow of ``model`` with its InstanceAssembleLayoutFromJSON node reading ``layout_path``; the
     image size is the layout's, floored to multiples of 16 (the boxes rescale with it); a layout ``seed`` is used."""
     import nodes
+    token_aligned_size = import_pack().instanceassemble_core.geometry.token_aligned_size
 
     prompt = load_graph(EXAMPLES / MODEL_WORKFLOWS[model])
     text = _read_text(layout_path)
@@ -210,8 +210,8 @@ def layout_graph(layout_path: Path, model: str) -> dict:
         raise RunError(f"{layout_path}: {error}") from None
     for node in prompt.values():
         if node["class_type"] == "InstanceAssembleLayoutFromJSON":
-            node["inputs"].update(json=text, width=_multiple_of_16(layout.width),
-                                  height=_multiple_of_16(layout.height))
+            node["inputs"].update(json=text, width=token_aligned_size(layout.width),
+                                  height=token_aligned_size(layout.height))
     if layout.seed is not None:
         set_seed(prompt, layout.seed)
     return prompt

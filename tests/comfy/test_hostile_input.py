@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from pack_nodes import LAYOUT_256x128, apply, encode
+from tools.pack_nodes import LAYOUT_256x128, apply, encode
 
 FROM_JSON = "InstanceAssembleLayoutFromJSON"
 EDITOR = "InstanceAssembleLayoutEditor"
@@ -156,3 +156,13 @@ def test_runner_floors_a_json_lines_layout_to_the_official_grid(pack, tmp_path):
     inputs = next(node["inputs"] for node in run.layout_graph(path, "flux-dev").values()
                   if node["class_type"] == FROM_JSON)
     assert (inputs["width"], inputs["height"]) == (1488, 992)  # 93 × 62 tokens, as W//16 × H//16
+
+
+@pytest.mark.parametrize("content, message", [(b"\xff\xfe{}", "not UTF-8 text"),
+                                              (b"[" * 100000 + b"]" * 100000, "nested too deeply")])
+def test_runner_reports_unreadable_workflow_files(tmp_path, content, message):
+    from tools import run
+    path = tmp_path / "graph.json"
+    path.write_bytes(content)
+    with pytest.raises(run.RunError, match=message):
+        run.load_graph(path)

@@ -71,10 +71,13 @@ def test_layout_texts_come_from_captions_then_descriptions_then_labels():
 def test_boxes_over_the_edge_are_clamped_with_a_warning_and_bad_boxes_name_the_input():
     layout, warnings = interchange.layout_from_boxes([interchange.FoundBox((-2, 0, 66, 64), "sky")], 64, 64)
     assert layout.instances[0].bbox == (0, 0, 64, 64) and "clamped" in warnings[0]
-    with pytest.raises(LayoutError, match=r"bboxes\[0\].bbox: box 0 .* zero area.*Fix:"):
-        interchange.layout_from_boxes([interchange.FoundBox((8, 8, 8, 20), "a")], 64, 64, field="bboxes")
-    with pytest.raises(LayoutError, match=r"bboxes\[0\]: box 0 has neither a category nor a caption"):
-        interchange.layout_from_boxes([interchange.FoundBox((0, 0, 8, 8))], 64, 64, field="bboxes")
+    # zero-area and textless boxes are used as the official code uses them, with the layout's summary warning
+    layout, warnings = interchange.layout_from_boxes([interchange.FoundBox((8, 8, 8, 20), "a"),
+                                                      interchange.FoundBox((0, 0, 8, 8))], 64, 64, field="bboxes")
+    assert [inst.bbox for inst in layout.instances] == [(8, 8, 8, 20), (0, 0, 8, 8)] and texts(layout)[1] == ""
+    assert len(warnings) == 1 and "zero area" in warnings[0]
+    with pytest.raises(LayoutError, match=r"bboxes\[0\].bbox: box 0 .*Fix:"):
+        interchange.layout_from_boxes([interchange.FoundBox((40, 8, 20, 20), "a")], 64, 64, field="bboxes")
     with pytest.raises(LayoutError, match=r"captions: 1 caption lines for 2 boxes.*Fix: Write one line per box"):
         interchange.layout_from_boxes([interchange.FoundBox((0, 0, 8, 8), "a")] * 2, 64, 64, captions="x")
     with pytest.raises(LayoutError, match=r"bboxes: the boxes hold 1 frames.*frame 3.*Fix: Set frame to 0..0"):
@@ -117,3 +120,37 @@ def test_layouts_out_as_core_boxes_masks_and_json():
     assert masks.shape == (2, 32, 64) and masks[0].sum() == 32 * 24 and masks[0, 4:28, 8:40].all()
     assert torch.equal(masks[1][::8, ::16].bool(), region.mask())
     assert parse_layout(layout.to_json()) == layout
+
+
+# --- hostile data: only boxes or a LayoutError ---------------------------------------------------------------------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+ANY_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text() | st.sampled_from([10 ** 400, "\ud800"]),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(
+        st.sampled_from(["x", "y", "width", "height", "bbox", "bboxes", "labels", "label", "desc", "type", "text"]),
+        children, max_size=6),
+    max_leaves=25)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=ANY_JSON, as_text=st.booleans(), box_format=st.sampled_from(interchange.BOX_FORMATS))
+def test_box_adapters_give_boxes_or_the_structured_error(data, as_text, box_format):
+    for read in (lambda: interchange.detector_boxes(json.dumps(data) if as_text else data, 256, 128, box_format),
+                 lambda: interchange.core_boxes(data),
+                 lambda: interchange.element_boxes(data, 256, 128)):
+        try:
+            boxes = read()
+        except LayoutError as error:
+            assert error.field
+            continue
+        assert all(isinstance(box, interchange.FoundBox) for box in boxes)
+
+
+@pytest.mark.parametrize("text", ["[" * 10000 + "]" * 10000, '[{"bbox": [1' + "0" * 5000 + ', 0, 1, 1]}]',
+                                  '[{"bbox": [' + "1" * 400 + ', 0, 1, 1]}]'])
+def test_detector_json_that_python_cannot_read_is_the_structured_error(text):
+    with pytest.raises(LayoutError) as info:
+        interchange.detector_boxes(text, 64, 64)
+    assert info.value.field.startswith("boxes_json")

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from instanceassemble_core.weights import WeightsError, load_weights
-from official_weights import make_official_weights, write_official_folder
+from tools.official_weights import make_official_weights, write_official_folder
 
 FLUX = dict(family="flux", hidden_dim=64, pooled_dim=64, num_double_blocks=7, num_single_blocks=2)
 
