@@ -26,10 +26,9 @@ import argparse
 import datetime
 import sys
 
-from . import bench_measure  # sets the profiler's log level before torch is imported
-
-from . import bench_flops as flops  # noqa: E402
-from .bench_comfy import sample_steps, setup  # noqa: E402
+from . import bench_flops as flops
+from . import bench_measure
+from .bench_comfy import sample_steps, setup
 
 QUOTIENT_TARGET = 1.3
 UNGROUNDED_TARGET = 1.02
