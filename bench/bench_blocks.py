@@ -22,12 +22,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from instanceassemble_core.assemble import JointBlockOps, SingleBlockOps
+from instanceassemble_core.families import FLUX, SD3, BlockLayout
 from instanceassemble_core.lora import LowRankDelta, with_deltas
 from instanceassemble_core.weights import LoraDelta
 
 FLUX_AXES = (16, 56, 56)   # Flux RoPE axes (sum = head_dim 128)
 ROPE_THETA = 10000
 EPS = 1e-6
+
+
+
+def _active_shapes(layout: BlockLayout, dim: int) -> dict[str, tuple[int, int]]:
+    """(in, out) features of every module whose LoRA the branch switches on, from the family description."""
+    return {name: (layout.modules[name][1] * dim, layout.modules[name][0] * dim) for name in layout.active}
 
 
 def _key(name: str) -> str:
@@ -145,13 +152,7 @@ class JointBlock(nn.Module):
             self.img_q_scale, self.img_k_scale = _scale(g, head_dim), _scale(g, head_dim)
             self.ctx_q_scale, self.ctx_k_scale = _scale(g, head_dim), _scale(g, head_dim)
         alpha = 2.0 * rank
-        shapes = {"norm1.linear": (dim, 6 * dim),
-                  "norm1_context.linear": (dim, (2 if context_pre_only else 6) * dim),
-                  **{f"attn.{n}": (dim, dim) for n in ("to_q", "to_k", "to_v", "add_q_proj", "add_k_proj",
-                                                        "add_v_proj", "to_out.0")},
-                  "ff.net.2": (mlp, dim)}
-        if not context_pre_only:
-            shapes.update({"attn.to_add_out": (dim, dim), "ff_context.net.2": (mlp, dim)})
+        shapes = _active_shapes(SD3.last_joint if context_pre_only else FLUX.joint, dim)
         self.deltas = nn.ModuleDict({_key(name): _delta(g, i, o, rank, alpha) for name, (i, o) in shapes.items()})
 
     def delta(self, name: str) -> Optional[LowRankDelta]:
@@ -240,8 +241,7 @@ class SingleBlock(nn.Module):
         self.q_scale, self.k_scale = _scale(g, head_dim), _scale(g, head_dim)
         self.layout_forward = _linear(g, dim, dim)
         alpha = 2.0 * rank
-        shapes = {"norm.linear": (dim, 3 * dim), "attn.to_q": (dim, dim), "attn.to_k": (dim, dim),
-                  "attn.to_v": (dim, dim), "proj_mlp": (dim, mlp), "proj_out": (dim + mlp, dim)}
+        shapes = _active_shapes(FLUX.single, dim)
         self.deltas = nn.ModuleDict({_key(name): _delta(g, i, o, rank, alpha) for name, (i, o) in shapes.items()})
 
     def delta(self, name: str) -> Optional[LowRankDelta]:
