@@ -2,8 +2,8 @@
 text in any supported format into canonical layout JSON with the pack's one parser, so the browser has no parser
 of its own.
 
-Request: ``{"text": "...", "width": 1024, "height": 1024}``; width/height are used only when the text has no
-image size of its own. Response: ``{"layout": {...canonical...}}``, or status 400 with
+Request: ``{"text": "...", "width": 1024, "height": 1024, "image": "3"}``; width/height are used only when the text
+has no image size of its own; ``image`` (optional) picks the entry of a DenseLayout list or a COCO file. Response: ``{"layout": {...canonical...}}``, or status 400 with
 ``{"error": message, "field": JSON path, "fix": hint}``.
 """
 import logging
@@ -17,13 +17,13 @@ ROUTE = "/instanceassemble/parse_layout"
 MAX_TEXT = 16 * 1024 * 1024
 
 
-def _parse(text: str, width, height):
+def _parse(text: str, width, height, image):
     try:
-        return parse_layout(text)
+        return parse_layout(text, image=image)
     except LayoutError as error:
         if error.field not in ("width", "height") or not (width and height):
             raise
-    return parse_layout(text, width=width, height=height)
+    return parse_layout(text, width=width, height=height, image=image)
 
 
 async def parse_layout_route(request: web.Request) -> web.Response:
@@ -38,7 +38,7 @@ async def parse_layout_route(request: web.Request) -> web.Response:
     if len(text) > MAX_TEXT:
         return web.json_response({"error": "The layout text is too large.", "field": None, "fix": None}, status=400)
     try:
-        layout = _parse(text, body.get("width"), body.get("height"))
+        layout = _parse(text, body.get("width"), body.get("height"), body.get("image"))
     except LayoutError as error:
         return web.json_response({"error": str(error), "field": error.field, "fix": error.fix}, status=400)
     return web.json_response({"layout": layout.to_dict()})

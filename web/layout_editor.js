@@ -17,8 +17,8 @@ export const NODE_CLASS = 'InstanceAssembleLayoutEditor'
 export const WIDGET_TYPE = 'INSTANCEASSEMBLE_LAYOUT_CANVAS'
 export const DRAW_NODE_CLASS = 'InstanceAssembleDrawLayout'
 const PARSE_ROUTE = '/instanceassemble/parse_layout'
-const SIZE = { min: 16, max: 8192, step: 16 }
 const STATE = Symbol('instanceassemble.layoutEditor')
+const OPEN_BUTTON = 'Open layout editor'
 
 function loadStylesheet() {
   const href = new URL('./layout_editor.css', import.meta.url).href
@@ -26,24 +26,23 @@ function loadStylesheet() {
   document.head.append(el('link', { rel: 'stylesheet', href }))
 }
 
-/** The nearest size the width/height widgets allow. */
-function fitSize(w, h) {
-  const fit = (v) => Math.min(SIZE.max, Math.max(SIZE.min, Math.round(v / SIZE.step) * SIZE.step))
-  return [fit(w), fit(h)]
-}
-
 /**
  * Parses layout text in any supported format on the server (the pack's one parser) and returns the
- * canonical layout object. Throws an Error with the parser's message.
+ * canonical layout object; `image` picks the entry of a DenseLayout list or a COCO file. Throws an
+ * Error with the parser's message and its `field` (e.g. "image" when an entry must be chosen).
  */
-export async function parseLayoutOnServer(text, { width, height } = {}) {
+export async function parseLayoutOnServer(text, { width, height, image } = {}) {
   const res = await api.fetchApi(PARSE_ROUTE, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ text, width, height }),
+    body: JSON.stringify({ text, width, height, image: image || undefined }),
   })
   const body = await res.json().catch(() => ({}))
-  if (!res.ok || !body.layout) throw new Error(body.error ?? `The server could not parse the layout (HTTP ${res.status}).`)
+  if (!res.ok || !body.layout) {
+    const error = new Error(body.error ?? `The server could not parse the layout (HTTP ${res.status}).`)
+    error.field = body.field ?? null
+    throw error
+  }
   return body.layout
 }
 
@@ -68,20 +67,28 @@ function setBackground(state, image, objectURL = null) {
   for (const view of state.views) view.setBackground(image)
 }
 
+/** Records the graph state for ComfyUI's undo and "modified" flag: `captureCanvasState` since it
+ * deprecated `checkState` (1.4x), `checkState` on older frontends. */
+function captureGraphState() {
+  const tracker = app.extensionManager?.workflow?.activeWorkflow?.changeTracker
+  if (!tracker) return
+  if (typeof tracker.captureCanvasState === 'function') tracker.captureCanvasState()
+  else tracker.checkState?.()
+}
+
 /** Lets ComfyUI notice the edit (workflow "modified" flag, graph-level undo), at most every 300 ms. */
 function graphChangedNotifier(node) {
   let timer = null
   return () => {
     node.setDirtyCanvas?.(true, false)
     clearTimeout(timer)
-    timer = setTimeout(() => app.extensionManager?.workflow?.activeWorkflow?.changeTracker?.checkState?.(), 300)
+    timer = setTimeout(captureGraphState, 300)
   }
 }
 
 function makeView(node, state, { expandable }) {
   const view = new LayoutEditor(state.model, {
-    importLayout: (text) => parseLayoutOnServer(text, { width: state.model.width, height: state.model.height }),
-    fitSize,
+    importLayout: (text, image) => parseLayoutOnServer(text, { width: state.model.width, height: state.model.height, image }),
     snapSetting: {
       get: () => !!node.properties?.ia_snap,
       set: (v) => {
@@ -141,7 +148,13 @@ function createLayoutWidget(node, inputName, inputData) {
       }
     },
     getMinHeight: () => 320,
+    // The properties panel (1.4x+) would list the widget and move the editor into it, squeezing it
+    // in the node for good; the editor is edited in the node or its dialog only.
+    hideInPanel: true,
   })
+  // Nodes 2.0 shows a widget's tooltip (else the input's) while the mouse is over it: over the editor
+  // it would cover the canvas. A blank one shows nothing; the editor has its own help (?).
+  widget.tooltip = ' '
   state.widget = widget
   model.onChange(graphChangedNotifier(node))
   return widget
@@ -222,8 +235,8 @@ app.registerExtension({
       return onRemoved?.apply(this, args)
     }
     // The Vue node renderer of frontend 1.27 shows no DOM widgets; this button works in both renderers.
-    const open = node.addWidget('button', 'open layout editor', null, () => openEditorDialog(node),
-      { serialize: false, label: 'Open layout editor' })
+    const open = node.addWidget('button', OPEN_BUTTON, null, () => openEditorDialog(node), { serialize: false })
+    open.label = OPEN_BUTTON
     open.serialize = false
   },
 })

@@ -62,7 +62,7 @@ export class BoxList {
     const element = el('div', {
       className: 'ia-box-row', dataset: { boxId: String(id) }, attrs: { role: 'option' },
       on: { pointerdown: (e) => { if (e.target === element || e.target === swatch) this.model.select(at()) } },
-    }, [swatch, category.input, caption.input, remove])
+    }, [swatch, category.input, remove, caption.input])
     return { id, index: -1, element, swatch, category, caption }
   }
 

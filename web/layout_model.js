@@ -11,9 +11,12 @@ const HISTORY_LIMIT = 200
 
 let nextId = 1
 
-/** A box of the document. `id` identifies it in the UI only and is never saved. */
+/**
+ * A box of the document. `id` identifies it in the UI only and is never saved. Coordinates are kept as
+ * given (an imported layout may have fractional ones); boxes drawn or edited here are whole pixels.
+ */
 function makeBox(bbox, category = '', caption = '') {
-  return { id: nextId++, bbox: roundBox(bbox), category: String(category), caption: String(caption) }
+  return { id: nextId++, bbox: bbox.map(Number), category: String(category), caption: String(caption) }
 }
 
 /** The canonical JSON text of an empty layout. */

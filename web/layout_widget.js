@@ -8,6 +8,7 @@ import { BoxList, bindTextField } from './layout_list.js'
 
 export const SHORTCUTS = [
   ['Drag on empty canvas', 'draw a box'],
+  ['Shift+drag, or the Draw tool (B)', 'draw a box over existing boxes'],
   ['Click / drag a box', 'select / move it'],
   ['Drag a white handle', 'resize the selected box'],
   ['Alt+click', 'cycle through overlapping boxes'],
@@ -17,7 +18,7 @@ export const SHORTCUTS = [
   ['Arrow keys (+Shift)', 'nudge by 1 px (16 px)'],
   ['Ctrl+Z / Ctrl+Shift+Z, Ctrl+Y', 'undo / redo'],
   ['G', 'toggle snapping to the 16 px token grid'],
-  ['Escape', 'deselect / leave a text field'],
+  ['Escape', 'deselect, leave the Draw tool / a text field'],
   ['Drop an image on the canvas', 'use it as background'],
 ]
 
@@ -26,25 +27,34 @@ const TEXT_EDITING_KEYS = new Set(['z', 'y', 'a', 'c', 'v', 'x'])
 const isTextField = (node) =>
   (node?.tagName === 'INPUT' && node.type === 'text' && !node.readOnly) || node?.tagName === 'TEXTAREA'
 
+/**
+ * Lets the mouse wheel scroll `element` when it can scroll, instead of reaching the page's handlers
+ * (Nodes 2.0 turns a wheel over a node into graph zoom). Ctrl/Cmd+wheel (pinch zoom) still passes.
+ */
+function keepWheel(element) {
+  element.addEventListener('wheel', (e) => {
+    if (!e.ctrlKey && !e.metaKey && element.scrollHeight > element.clientHeight) e.stopPropagation()
+  })
+}
+
 export class LayoutEditor {
   /**
    * @param {import('./layout_model.js').LayoutModel} model
    * @param {object} options
-   * @param {(text: string) => Promise<object>} options.importLayout  text in any supported format ->
-   *   canonical layout object; throws an Error whose message is shown to the user.
-   * @param {(w: number, h: number) => [number, number]} [options.fitSize]  the size an imported
-   *   layout is rescaled to (e.g. the nearest size the node's width/height widgets allow).
+   * @param {(text: string, entry: string) => Promise<object>} options.importLayout  text in any
+   *   supported format (and the entry of a DenseLayout list or COCO file, '' for none) -> canonical
+   *   layout object; throws an Error whose message is shown to the user (`field` "image": the text
+   *   holds several entries and one must be chosen).
    * @param {{ get: () => boolean, set: (v: boolean) => void }} [options.snapSetting]
    * @param {() => void} [options.onExpand]  opens the editor in a large dialog; no button when absent.
    * @param {(file: File) => void} [options.onImageDropped]  an image file was dropped on the canvas.
    * @param {() => void} [options.onBackgroundCleared]  the user removed the background image.
    */
   constructor(model, {
-    importLayout, fitSize = (w, h) => [w, h], snapSetting, onExpand, onImageDropped, onBackgroundCleared,
+    importLayout, snapSetting, onExpand, onImageDropped, onBackgroundCleared,
   } = {}) {
     this.model = model
     this.importLayout = importLayout
-    this.fitSize = fitSize
     let snap = false
     this.snapSetting = snapSetting ?? { get: () => snap, set: (v) => { snap = v } }
 
@@ -53,8 +63,10 @@ export class LayoutEditor {
     this.focusSink = el('input', {
       className: 'ia-focus-sink', readOnly: true, tabIndex: -1, attrs: { 'aria-label': 'layout canvas' },
     })
+    this.drawOver = false
     this.canvas = new LayoutCanvas(model, {
       snap: () => this.snapSetting.get(),
+      drawOver: () => this.drawOver,
       onFocusRequest: () => this.focusSink.focus({ preventScroll: true }),
     })
     this.list = new BoxList(model)
@@ -87,6 +99,7 @@ export class LayoutEditor {
         this.focusSink.focus({ preventScroll: true })
       }
     })
+    for (const scroller of [prompt, this.list.element, this.jsonText]) keepWheel(scroller)
     canvasWrap.addEventListener('dragover', (e) => this.onDragOver(e))
     canvasWrap.addEventListener('drop', (e) => this.onDrop(e))
     this.onImageDropped = onImageDropped
@@ -108,6 +121,9 @@ export class LayoutEditor {
       onBackgroundCleared?.()
     }, 'ia-clear-bg')
     this.clearBackgroundButton.hidden = true
+    this.drawButton = button('▭ Draw', 'Draw over boxes: every drag draws a new box (B; Shift+drag once)',
+      () => this.setDrawOver(!this.drawOver), 'ia-draw-over')
+    this.drawButton.setAttribute('aria-pressed', 'false')
     this.status = el('span', { className: 'ia-status' })
     const help = el('span', {
       className: 'ia-help', text: '?',
@@ -115,6 +131,8 @@ export class LayoutEditor {
       attrs: { 'aria-label': 'keyboard shortcuts' },
     })
     return el('div', { className: 'ia-toolbar' }, [
+      this.drawButton,
+      el('span', { className: 'ia-sep' }),
       this.undoButton, this.redoButton,
       el('span', { className: 'ia-sep' }),
       this.duplicateButton, this.deleteButton, this.forwardButton, this.backwardButton,
@@ -136,9 +154,15 @@ export class LayoutEditor {
       attrs: { 'aria-label': 'layout JSON' },
     })
     this.ioMessage = el('div', { className: 'ia-io-message', attrs: { role: 'status' } })
+    this.entryField = el('input', {
+      type: 'text', className: 'ia-entry', placeholder: 'entry', spellcheck: false,
+      title: 'DenseLayout list / COCO file: the id or file name of the layout to import',
+      attrs: { 'aria-label': 'entry to import' },
+    })
     return el('div', { className: 'ia-io', hidden: true }, [
       this.jsonText,
       el('div', { className: 'ia-io-buttons' }, [
+        this.entryField,
         button('Import', 'Replace the layout with the pasted JSON', () => this.runImport(), 'ia-import'),
         button('Export', 'Show the layout as canonical JSON and copy it', () => this.runExport(), 'ia-export'),
         this.ioMessage,
@@ -169,6 +193,13 @@ export class LayoutEditor {
     this.redoButton.disabled = !model.canRedo
     this.status.textContent = `${model.boxes.length} box${model.boxes.length === 1 ? '' : 'es'} · ${model.width}×${model.height}`
     this.syncPrompt()
+  }
+
+  /** The Draw tool: while on, a drag draws a new box even where boxes are. */
+  setDrawOver(on) {
+    this.drawOver = on
+    this.drawButton.setAttribute('aria-pressed', String(on))
+    this.drawButton.classList.toggle('ia-active', on)
   }
 
   setSnap(on) {
@@ -206,8 +237,12 @@ export class LayoutEditor {
     if (mod && key === 'd') return model.duplicateBox() >= 0
     if (mod || e.altKey) return false
     if (e.key === 'Delete' || e.key === 'Backspace') return model.removeBox(), true
-    if (e.key === 'Escape') return model.select(-1), true
+    if (e.key === 'Escape') {
+      if (model.selected < 0 && !this.drawOver) return false // nothing to leave: the dialog may close
+      return model.select(-1), this.setDrawOver(false), true
+    }
     if (key === 'g') return this.setSnap(!this.snapSetting.get()), true
+    if (key === 'b') return this.setDrawOver(!this.drawOver), true
     if (key === ']') return model.reorder(model.selected, 'up'), true
     if (key === '[') return model.reorder(model.selected, 'down'), true
     const arrows = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] }
@@ -255,16 +290,15 @@ export class LayoutEditor {
     if (!text) return this.setMessage('Paste a layout first.', true)
     this.setMessage('Importing…')
     try {
-      const layout = await this.importLayout(text)
-      const [w, h] = this.fitSize(layout.width, layout.height)
-      this.model.change(() => {
-        this.model.load(layout, { record: false })
-        this.model.resize(w, h)
-      })
+      // Exactly as parsed: size and coordinates are not rounded, so the tokens each box covers stay
+      // those the official code computes for the same file.
+      const layout = await this.importLayout(text, this.entryField.value.trim())
+      this.model.load(layout)
       const n = this.model.boxes.length
-      this.setMessage(`Imported ${n} box${n === 1 ? '' : 'es'} (${w}×${h}).`)
+      this.setMessage(`Imported ${n} box${n === 1 ? '' : 'es'} (${layout.width}×${layout.height}).`)
     } catch (err) {
       this.setMessage(String(err?.message ?? err), true)
+      if (err?.field === 'image') this.entryField.focus({ preventScroll: true })
     }
   }
 
