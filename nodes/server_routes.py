@@ -1,6 +1,6 @@
 """HTTP routes for the frontend. ``POST /instanceassemble/parse_layout`` (also under ``/api``) turns pasted layout
-text in any supported format into canonical layout JSON with the pack's one parser, so the browser has no parser
-of its own.
+text in any supported format into canonical layout JSON with the pack's one parser; the browser reads only its own
+saved canonical form (web/layout_model.js ``readCanonical``, a structural check) and sends everything else here.
 
 Request: ``{"text": "...", "width": 1024, "height": 1024, "image": "3"}``; width/height are used only when the text
 has no image size of its own; ``image`` (optional) picks the entry of a DenseLayout list or a COCO file. Response: ``{"layout": {...canonical...}}``, or status 400 with

@@ -2,9 +2,10 @@
 // background image) and the boxes, and turns pointer drags into model edits.
 
 import {
-  TOKEN_GRID, boxColors, boxFromDrag, fitRect, handleAt, handleCursor, handlePoints, moveBox,
+  TOKEN_GRID, boxFromDrag, fitRect, handleAt, handleCursor, handlePoints, moveBox,
   pickBox, resizeBox, viewToImage,
 } from './layout_geometry.js'
+import { boxColors } from './box_colors.js'
 
 const PADDING = 8
 const HANDLE_PX = 4 // half side of a drawn handle, in view pixels
