@@ -5,6 +5,7 @@ import json
 from editor_page import ARTIFACTS, ROOT
 
 EXAMPLES = sorted((ROOT / "example_workflows").glob("*.json"))
+TOAST = ":is(.p-toast-message, li[data-toast-kind])"  # PrimeVue's toasts (<= 1.4x), the new ones (1.5x)
 MIN_SCALE = 0.9  # below this the box list's text is hard to read
 
 # Every node's and group title's rectangle [x, y, w, h] in graph coordinates, as the renderer shows them (Vue nodes:
@@ -42,32 +43,43 @@ def on_screen(page, node_type):
 
 def test_examples_open_without_overlaps_readable_and_flag_missing_weights(page):
     page.open()
-    measured = {}
+    measured, problems = {}, []
     for path in EXAMPLES:
         workflow = json.loads(path.read_text(encoding="utf-8"))
-        page.js("() => document.querySelectorAll('.p-toast-message').forEach((t) => t.remove())")
+        page.js("() => { const t = app.extensionManager.toast; (t.dismissAll ?? t.removeAll)?.call(t) }")
+        page.page.wait_for_function(f"() => !document.querySelector('{TOAST}')", timeout=10_000)
         page.js("async (w) => { await app.loadGraphData(w) }", workflow)
         page.page.wait_for_timeout(1200 if page.target.vue else 300)  # Vue nodes mount and measure themselves
         page.screenshot(f"example-{path.stem}.png")
-        shown = page.js(MEASURE)
-        measured[path.stem] = shown
+        shown = measured[path.stem] = page.js(MEASURE)
         nodes = shown["nodes"]
         clashes = [(a["type"], b["type"]) for i, a in enumerate(nodes) for b in nodes[i + 1:]
                    if overlap(a["rect"], b["rect"])]
-        assert clashes == [], f"{path.name}: nodes overlap: {clashes}"
+        if clashes:
+            problems.append(f"{path.name}: nodes overlap: {clashes}")
         hidden = [(g["title"], n["type"]) for g in shown["groups"] for n in nodes if overlap(g["rect"], n["rect"])]
-        assert hidden == [], f"{path.name}: group titles under nodes: {hidden}"
-        assert shown["scale"] >= MIN_SCALE, f"{path.name} opens at {shown['scale']:.0%} zoom"
+        if hidden:
+            problems.append(f"{path.name}: group titles under nodes: {hidden}")
+        if shown["scale"] < MIN_SCALE:
+            problems.append(f"{path.name} opens at {shown['scale']:.0%} zoom")
         layout_node = next(n["type"] for n in nodes if n["type"].startswith("InstanceAssembleLayout"))
-        assert on_screen(page, layout_node), f"{path.name}: the layout node is not fully on screen"
+        if not on_screen(page, layout_node):
+            problems.append(f"{path.name}: the layout node is not fully on screen")
 
         # the test server has no InstanceAssemble weights: the user is told which files to get, and where
         loader = next(n for n in workflow["nodes"] if n["type"] == "InstanceAssembleLoader")
         family = loader["widgets_values"][0]
-        toast = page.page.locator(".p-toast-message", has_text="InstanceAssemble weights")
-        toast.first.wait_for(timeout=10_000)
+        toast = page.page.locator(TOAST, has_text="InstanceAssemble weights missing")
+        try:
+            toast.first.wait_for(timeout=10_000)
+        except Exception:  # noqa: BLE001 - reported below with the other findings
+            problems.append(f"{path.name}: no missing-weights message")
+            continue
         text = toast.first.text_content()
-        for model in loader["properties"]["models"]:
-            assert model["url"] in text and model["name"] in text, (model, text)
-        assert f"models/instanceassemble/{family}/" in text, text
+        for model in loader["properties"].get("models", [None]):
+            if not model or model["url"] not in text or model["name"] not in text:
+                problems.append(f"{path.name}: the message lacks {model}: {text}")
+        if f"models/instanceassemble/{family}/" not in text:
+            problems.append(f"{path.name}: the message does not say where the weights go: {text}")
     (ARTIFACTS / page.target.slug / "examples-measured.json").write_text(json.dumps(measured, indent=1))
+    assert problems == []
