@@ -240,7 +240,8 @@ app.registerExtension({
       return onRemoved?.apply(this, args)
     }
     // The Vue node renderer of frontend 1.27 shows no DOM widgets; this button works in both renderers.
-    const open = node.addWidget('button', OPEN_BUTTON, null, () => openEditorDialog(node), { serialize: false })
+    const open = node.addWidget('button', 'open layout editor', null, () => openEditorDialog(node),
+      { serialize: false, label: OPEN_BUTTON })
     open.label = OPEN_BUTTON
     open.serialize = false
   },

@@ -95,6 +95,14 @@ class EditorPage:
             return view.element.isConnected && rect.width > 300 && view.canvas.fit.scale > 0.2
                 && view.canvas.fit.w > 100;
         }""", timeout=15_000)
+        # Vue nodes may still settle (position, size) for a few frames: wait until the canvas stays put
+        self.page.wait_for_function("""() => {
+            const r = window.__ia.view().canvas.element.getBoundingClientRect();
+            const key = [r.left, r.top, r.width, r.height].join();
+            const same = window.__iaLastRect === key;
+            window.__iaLastRect = key;
+            return same;
+        }""", polling=250, timeout=15_000)
 
     # ----- reading state -----
 
