@@ -1,7 +1,7 @@
 """InstanceAssembleDrawLayout: a layout's boxes and labels drawn over images, to check what went where.
 
 Boxes are scaled from the layout's size to the image size. Colours match the editor widget
-(web/layout_geometry.js ``boxColors``): box i has hue ``(i * 137.508 + 10) % 360``, saturation 0.85, lightness 0.55,
+(web/box_colors.js ``boxColors``; tests/e2e/test_web_units.py checks they agree): box i has hue ``(i * 137.508 + 10) % 360``, saturation 0.85, lightness 0.55,
 and its label text is black or white, whichever reads better. Pixels outside the outlines and labels are unchanged.
 """
 import colorsys

@@ -1,6 +1,6 @@
 """InstanceAssembleLayoutEditor: boxes drawn in the node's canvas widget → LAYOUT and the global prompt.
 
-The widget (web/layout_editor.js) stores the layout as canonical layout JSON in the ``layout`` STRING input, so the
+The widget (web/editor_extension.js) stores the layout as canonical layout JSON in the ``layout`` STRING input, so the
 workflow saves it in ``widgets_values`` and the API prompt carries it like any other string. Without the frontend
 (API use) ``layout`` takes any format ``parse_layout`` reads.
 """

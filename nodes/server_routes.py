@@ -2,8 +2,8 @@
 text in any supported format into canonical layout JSON with the pack's one parser, so the browser has no parser
 of its own.
 
-Request: ``{"text": "...", "width": 1024, "height": 1024}``; width/height are used only when the text has no
-image size of its own. Response: ``{"layout": {...canonical...}, "warnings": [...]}``, or status 400 with
+Request: ``{"text": "...", "width": 1024, "height": 1024, "image": "3"}``; width/height are used only when the text
+has no image size of its own; ``image`` (optional) picks the entry of a DenseLayout list or a COCO file. Response: ``{"layout": {...canonical...}, "warnings": [...]}``, or status 400 with
 ``{"error": message, "field": JSON path, "fix": hint}`` for any bad request, never a 500.
 """
 import logging
@@ -17,13 +17,13 @@ ROUTE = "/instanceassemble/parse_layout"
 MAX_TEXT = 16 * 1024 * 1024
 
 
-def _parse(text: str, width, height, warnings: list[str]):
+def _parse(text: str, width, height, image, warnings: list[str]):
     try:
-        return parse_layout(text, warnings=warnings)
+        return parse_layout(text, image=image, warnings=warnings)
     except LayoutError as error:
         if error.field not in ("width", "height") or not (width and height):
             raise
-    return parse_layout(text, width=width, height=height, warnings=warnings)
+    return parse_layout(text, width=width, height=height, image=image, warnings=warnings)
 
 
 def _bad_request(error: str, field: str | None = None, fix: str | None = None) -> web.Response:
@@ -43,8 +43,12 @@ async def parse_layout_route(request: web.Request) -> web.Response:
                                 "POST a JSON object with the layout text under \"text\".")
         if len(text) > MAX_TEXT:
             return _bad_request("The layout text is too large.")
+        image = body.get("image")
+        if image is not None and (isinstance(image, bool) or not isinstance(image, (str, int))):
+            return _bad_request("image must be the id (or file name) of one entry.", "image",
+                                "Send the entry's id as text, or leave image out.")
         warnings = []
-        layout = _parse(text, body.get("width"), body.get("height"), warnings)
+        layout = _parse(text, body.get("width"), body.get("height"), image, warnings)
         return web.json_response({"layout": layout.to_dict(), "warnings": warnings})
     except LayoutError as error:
         return _bad_request(str(error), error.field, error.fix)

@@ -24,3 +24,17 @@ export function button(label, title, onClick, className = '') {
     on: { click: (e) => { e.preventDefault(); onClick(e) } },
   })
 }
+
+/**
+ * Wires a text field to the model: focusing it starts one undoable edit, typing updates the model
+ * live, leaving the field ends the edit.
+ */
+export function bindTextField(input, model, read, write) {
+  input.value = read()
+  input.addEventListener('focus', () => model.beginEdit())
+  input.addEventListener('input', () => write(input.value))
+  input.addEventListener('blur', () => model.endEdit())
+  return () => {
+    if (input.value !== read()) input.value = read()
+  }
+}

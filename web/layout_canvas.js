@@ -2,9 +2,10 @@
 // background image) and the boxes, and turns pointer drags into model edits.
 
 import {
-  TOKEN_GRID, boxColors, boxFromDrag, fitRect, handleAt, handleCursor, handlePoints, moveBox,
+  TOKEN_GRID, boxFromDrag, fitRect, handleAt, handleCursor, handlePoints, moveBox,
   pickBox, resizeBox, viewToImage,
 } from './layout_geometry.js'
+import { boxColors } from './box_colors.js'
 
 const PADDING = 8
 const HANDLE_PX = 4 // half side of a drawn handle, in view pixels
@@ -15,12 +16,15 @@ const LABEL_FONT = '12px sans-serif'
 export class LayoutCanvas {
   /**
    * @param {import('./layout_model.js').LayoutModel} model
-   * @param {{ snap: () => boolean, onFocusRequest?: () => void }} options  `snap` says whether
-   *   drags snap to the token grid; `onFocusRequest` is called when a press should take keyboard focus.
+   * @param {{ snap: () => boolean, drawOver?: () => boolean, onFocusRequest?: () => void }} options
+   *   `snap` says whether drags snap to the token grid; `drawOver` whether every drag draws a new box,
+   *   also over existing ones (the Draw tool; Shift+drag does it once); `onFocusRequest` is called
+   *   when a press should take keyboard focus.
    */
-  constructor(model, { snap = () => false, onFocusRequest } = {}) {
+  constructor(model, { snap = () => false, drawOver = () => false, onFocusRequest } = {}) {
     this.model = model
     this.snap = snap
+    this.drawOver = drawOver
     this.onFocusRequest = onFocusRequest
     this.background = null
     this.drag = null
@@ -92,18 +96,18 @@ export class LayoutCanvas {
     const { model } = this
     const tolerance = GRAB_PX / this.currentFit().scale
     const selected = model.selectedBox
-    const handle = selected && handleAt(selected.bbox, x, y, tolerance)
+    const forceDraw = e.shiftKey || this.drawOver()
+    const handle = !forceDraw && selected && handleAt(selected.bbox, x, y, tolerance)
+    const index = forceDraw ? -1
+      : pickBox(model.boxes.map((b) => b.bbox), x, y, { selected: model.selected, cycle: e.altKey })
     if (handle) {
       this.drag = { mode: 'resize', handle, index: model.selected, start: [x, y], box: [...selected.bbox] }
+    } else if (index >= 0) {
+      model.select(index)
+      this.drag = { mode: 'move', index, start: [x, y], box: [...model.boxes[index].bbox] }
     } else {
-      const index = pickBox(model.boxes.map((b) => b.bbox), x, y, { selected: model.selected, cycle: e.altKey })
-      if (index >= 0) {
-        model.select(index)
-        this.drag = { mode: 'move', index, start: [x, y], box: [...model.boxes[index].bbox] }
-      } else {
-        model.select(-1)
-        this.drag = { mode: 'draw', index: -1, start: [x, y], clientStart: [e.clientX, e.clientY] }
-      }
+      model.select(-1)
+      this.drag = { mode: 'draw', index: -1, start: [x, y], clientStart: [e.clientX, e.clientY] }
     }
     this.drag.pointerId = e.pointerId
     this.element.setPointerCapture(e.pointerId)
@@ -150,8 +154,12 @@ export class LayoutCanvas {
   updateCursor(e) {
     const [x, y] = this.eventToImage(e)
     const selected = this.model.selectedBox
-    const handle = selected && handleAt(selected.bbox, x, y, GRAB_PX / this.currentFit().scale)
     let cursor = 'crosshair'
+    if (e.shiftKey || this.drawOver()) {
+      this.element.style.cursor = cursor
+      return
+    }
+    const handle = selected && handleAt(selected.bbox, x, y, GRAB_PX / this.currentFit().scale)
     if (handle) cursor = handleCursor(handle)
     else if (pickBox(this.model.boxes.map((b) => b.bbox), x, y) >= 0) cursor = 'move'
     this.element.style.cursor = cursor
@@ -183,12 +191,13 @@ export class LayoutCanvas {
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0)
     ctx.clearRect(0, 0, cssW, cssH)
 
-    // image frame
-    ctx.fillStyle = '#2a2a2a'
+    // image frame, in the theme's colours (layout_editor.css)
+    const style = getComputedStyle(canvas)
+    ctx.fillStyle = style.getPropertyValue('--ia-frame-fill').trim() || '#2a2a2a'
     ctx.fillRect(fit.x, fit.y, fit.w, fit.h)
     if (this.background) ctx.drawImage(this.background, fit.x, fit.y, fit.w, fit.h)
     if (this.snap()) this.drawGrid(fit)
-    ctx.strokeStyle = '#888'
+    ctx.strokeStyle = style.getPropertyValue('--ia-frame-line').trim() || '#888'
     ctx.lineWidth = 1
     ctx.strokeRect(fit.x - 0.5, fit.y - 0.5, fit.w + 1, fit.h + 1)
 
@@ -206,7 +215,7 @@ export class LayoutCanvas {
     if (step < 6) return
     const { ctx } = this
     ctx.save()
-    ctx.strokeStyle = 'rgba(255, 255, 255, 0.08)'
+    ctx.strokeStyle = 'rgba(127, 127, 127, 0.25)'
     ctx.lineWidth = 1
     ctx.beginPath()
     for (let x = fit.x + step; x < fit.x + fit.w; x += step) {

@@ -5,13 +5,21 @@ import { button, el } from './dom.js'
 
 /**
  * Opens `content` (an element) in a modal dialog titled `title`. Returns a function that closes it;
- * `onClose` runs once when the dialog closes (Close button or a click on the backdrop).
+ * `onClose` runs once when the dialog closes (Close button, Escape, or a click on the backdrop).
+ * Escape reaches the dialog only when the content did not use it (the editor first deselects).
  */
 export function openDialog(title, content, onClose) {
   let closed = false
+  const onKeyDown = (e) => {
+    if (e.key !== 'Escape' || e.defaultPrevented) return
+    e.preventDefault()
+    e.stopPropagation()
+    close()
+  }
   const close = () => {
     if (closed) return
     closed = true
+    document.removeEventListener('keydown', onKeyDown)
     overlay.remove()
     onClose?.()
   }
@@ -27,5 +35,6 @@ export function openDialog(title, content, onClose) {
     if (e.target === overlay) close()
   })
   document.body.append(overlay)
+  document.addEventListener('keydown', onKeyDown)
   return close
 }

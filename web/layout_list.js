@@ -1,22 +1,8 @@
 // The box list next to the canvas: one row per box with its colour, category and caption. Rows are
 // rebuilt only when boxes are added, removed or reordered, so typing never loses focus.
 
-import { el } from './dom.js'
-import { boxColors } from './layout_geometry.js'
-
-/**
- * Wires a text field to the model: focusing it starts one undoable edit, typing updates the model
- * live, leaving the field ends the edit.
- */
-export function bindTextField(input, model, read, write) {
-  input.value = read()
-  input.addEventListener('focus', () => model.beginEdit())
-  input.addEventListener('input', () => write(input.value))
-  input.addEventListener('blur', () => model.endEdit())
-  return () => {
-    if (input.value !== read()) input.value = read()
-  }
-}
+import { bindTextField, el } from './dom.js'
+import { boxColors } from './box_colors.js'
 
 export class BoxList {
   constructor(model) {
@@ -62,7 +48,7 @@ export class BoxList {
     const element = el('div', {
       className: 'ia-box-row', dataset: { boxId: String(id) }, attrs: { role: 'option' },
       on: { pointerdown: (e) => { if (e.target === element || e.target === swatch) this.model.select(at()) } },
-    }, [swatch, category.input, caption.input, remove])
+    }, [swatch, category.input, remove, caption.input])
     return { id, index: -1, element, swatch, category, caption }
   }
 

@@ -11,9 +11,12 @@ const HISTORY_LIMIT = 200
 
 let nextId = 1
 
-/** A box of the document. `id` identifies it in the UI only and is never saved. */
+/**
+ * A box of the document. `id` identifies it in the UI only and is never saved. Coordinates are kept as
+ * given (an imported layout may have fractional ones); boxes drawn or edited here are whole pixels.
+ */
 function makeBox(bbox, category = '', caption = '') {
-  return { id: nextId++, bbox: roundBox(bbox), category: String(category), caption: String(caption) }
+  return { id: nextId++, bbox: bbox.map(Number), category: String(category), caption: String(caption) }
 }
 
 /** The canonical JSON text of an empty layout. */
@@ -22,14 +25,18 @@ export function emptyLayoutJSON(width = 1024, height = 1024) {
 }
 
 /**
- * Reads canonical layout JSON (text or an already parsed object). Throws an Error naming the field
- * on anything else; other formats go through the server's parser.
+ * Reads the editor's own saved form: canonical layout JSON of this version (text or an already parsed
+ * object), as the widget stores it. It checks the structure only (format, version, a positive size, a
+ * list of [x1, y1, x2, y2] boxes) and throws an Error naming the field otherwise; the caller then hands
+ * the text to the server's parser (other formats, other versions). What the node accepts (box bounds,
+ * texts, the number of boxes) is decided by the server: on import (the parse route) and when it runs.
  */
 export function readCanonical(source) {
   const data = typeof source === 'string' ? JSON.parse(source) : source
   if (!data || typeof data !== 'object' || data.format !== LAYOUT_FORMAT) {
     throw new Error(`format: expected "${LAYOUT_FORMAT}"`)
   }
+  if (data.version !== LAYOUT_VERSION) throw new Error(`version: expected ${LAYOUT_VERSION}`)
   const width = Number(data.width)
   const height = Number(data.height)
   if (!(width > 0 && height > 0)) throw new Error('width/height: expected positive numbers')

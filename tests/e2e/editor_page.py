@@ -6,6 +6,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / ".artifacts" / "e2e"  # screenshots and the server log (git-ignored)
 
 NODE = "InstanceAssembleLayoutEditor"
+CANVAS_OFFSET = (60, 100)  # graph origin on screen: right of the sidebar, below the tab bar and the graph toolbar
 
 # Installed before the app's scripts: records every <img> element that appears with src="x", so a caption
 # like <img src=x onerror=...> would be caught if it were ever inserted as HTML.
@@ -24,7 +25,7 @@ new MutationObserver((records) => {
 # Defines window.__ia: the extension module (the same instance the app loaded) and the editor node helpers.
 SETUP = """
 async () => {
-  const url = (await (await fetch('/extensions')).json()).find((u) => u.endsWith('/layout_editor.js'));
+  const url = (await (await fetch('/extensions')).json()).find((u) => u.endsWith('/editor_extension.js'));
   const mod = await import(url);
   window.__ia = {
     mod,
@@ -58,7 +59,8 @@ class EditorPage:
         return self
 
     def add_editor(self, pos=(20, 20), size=(900, 620), wait=True, clear=True):
-        """Clear the graph and add the editor node at a fixed place on an unzoomed canvas."""
+        """Clear the graph and add the editor node at a fixed place on an unzoomed canvas, clear of the sidebar
+        and the top bars that float over the canvas since frontend 1.40."""
         node_id = self.ui.js("""([pos, size, clear]) => {
             if (clear) app.graph.clear();
             const node = LiteGraph.createNode('%s');
@@ -66,11 +68,11 @@ class EditorPage:
             app.graph.add(node);
             node.setSize(size);
             app.canvas.ds.scale = 1;
-            app.canvas.ds.offset = [0, 0];
+            app.canvas.ds.offset = [%d, %d];
             app.canvas.setDirty(true, true);
             window.__ia.node = node;
             return node.id;
-        }""" % NODE, [list(pos), list(size), clear])
+        }""" % (NODE, *CANVAS_OFFSET), [list(pos), list(size), clear])
         if wait:
             self.wait_ready()
         return node_id
@@ -93,6 +95,14 @@ class EditorPage:
             return view.element.isConnected && rect.width > 300 && view.canvas.fit.scale > 0.2
                 && view.canvas.fit.w > 100;
         }""", timeout=15_000)
+        # Vue nodes may still settle (position, size) for a few frames: wait until the canvas stays put
+        self.page.wait_for_function("""() => {
+            const r = window.__ia.view().canvas.element.getBoundingClientRect();
+            const key = [r.left, r.top, r.width, r.height].join();
+            const same = window.__iaLastRect === key;
+            window.__iaLastRect = key;
+            return same;
+        }""", polling=250, timeout=15_000)
 
     # ----- reading state -----
 

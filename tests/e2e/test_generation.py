@@ -3,6 +3,8 @@ browser drives a tiny Flux, and a tiny SD3 loaded by ComfyUI's own UNETLoader ru
 import json
 import time
 
+import pytest
+
 from editor_page import EditorPage
 
 TINY_SD3_FILE = "instanceassemble_tiny_sd3.safetensors"
@@ -44,6 +46,7 @@ FLUX_GRAPH = """(editorId) => {
 }""" % (FLUX_WEIGHTS, TINY_VAE)
 
 
+@pytest.mark.renderers("classic")  # a generation per frontend; the renderers share the editor code tested elsewhere
 def test_boxes_drawn_in_the_browser_drive_a_tiny_flux_generation(page, comfy_server):
     ed = EditorPage(page).start()
     node_id = ed.add_editor()

@@ -2,9 +2,10 @@
 "Open layout editor" button opens the same editor in a dialog, and its edits are saved in the node."""
 import json
 
-from editor_page import EditorPage
+import pytest
 
-VUE_SETTING = "Comfy.VueNodes.Enabled"
+from conftest import VUE_SETTING
+from editor_page import EditorPage
 
 
 def set_vue_nodes(page, on: bool):
@@ -13,6 +14,8 @@ def set_vue_nodes(page, on: bool):
     page.page.wait_for_timeout(500)  # the Vue node manager attaches to the graph on the next ticks
 
 
+@pytest.mark.frontends("1.27")
+@pytest.mark.renderers("classic")  # switches to 1.27's Vue renderer itself, as a user would
 def test_vue_renderer_edits_through_the_dialog(page):
     ed = EditorPage(page).start()
     set_vue_nodes(page, True)

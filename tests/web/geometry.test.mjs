@@ -1,11 +1,12 @@
-// Unit tests for web/layout_geometry.js. Run: node --test tests/web
+// Unit tests for web/layout_geometry.js and web/box_colors.js. Run: node --test tests/web
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 
 import {
-  MIN_BOX_SIZE, TOKEN_GRID, boxColors, boxFromDrag, boxesAt, clampBox, fitRect, handleAt, imageToView,
-  luminance, moveBox, normalizeBox, pickBox, rescaleBox, resizeBox, snapBox, snapValue, viewToImage,
+  MIN_BOX_SIZE, TOKEN_GRID, boxFromDrag, boxesAt, clampBox, fitRect, handleAt, imageToView,
+  moveBox, normalizeBox, pickBox, rescaleBox, resizeBox, snapBox, snapValue, viewToImage,
 } from '../../web/layout_geometry.js'
+import { boxColors, luminance } from '../../web/box_colors.js'
 
 describe('clamping', () => {
   it('orders corners', () => {

@@ -24,6 +24,16 @@ describe('canonical JSON', () => {
     assert.ok(!('id' in data.boxes[0]))
   })
 
+  it('keeps loaded coordinates and size exactly; drawn boxes are whole pixels', () => {
+    const model = new LayoutModel()
+    model.load({ format: 'instanceassemble.layout', version: 1, width: 1500, height: 1000, prompt: '',
+      boxes: [{ bbox: [10.25, 20.5, 300.75, 999.9], category: 'a', caption: '' }] })
+    assert.deepEqual([model.width, model.height], [1500, 1000])
+    assert.deepEqual(model.boxes[0].bbox, [10.25, 20.5, 300.75, 999.9])
+    model.addBox([1.4, 2.6, 100.2, 200.7])
+    assert.deepEqual(model.boxes[1].bbox, [1, 3, 100, 201])
+  })
+
   it('has an empty default', () => {
     const empty = readCanonical(emptyLayoutJSON())
     assert.deepEqual(empty, { width: 1024, height: 1024, prompt: '', boxes: [], seed: null })
@@ -37,7 +47,9 @@ describe('canonical JSON', () => {
 
   it('rejects other formats (they go through the server parser)', () => {
     assert.throws(() => readCanonical('{"prompt": "x", "annos": []}'), /format/)
-    assert.throws(() => readCanonical({ format: 'instanceassemble.layout', width: 1, height: 1, boxes: [{ bbox: [1, 2] }] }), /boxes\[0\]\.bbox/)
+    assert.throws(() => readCanonical({ format: 'instanceassemble.layout', version: 1, width: 1, height: 1, boxes: [{ bbox: [1, 2] }] }), /boxes\[0\]\.bbox/)
+    assert.throws(() => readCanonical({ format: 'instanceassemble.layout', version: 2, width: 1, height: 1, boxes: [] }), /version/)
+    assert.throws(() => readCanonical({ format: 'instanceassemble.layout', width: 1, height: 1, boxes: [] }), /version/)
   })
 })
 
