@@ -1,20 +1,15 @@
 """Test set-up shared by every tier.
 
 ComfyUI is required, never faked: when it cannot be found the whole run stops with an error.
+pyproject's ``pythonpath`` puts the repository root, ``tests/support`` and ``tests/e2e`` on ``sys.path``;
+``import_comfyui`` then puts ComfyUI ahead of them (its ``nodes.py`` must shadow this pack's ``nodes/`` folder).
 ``tests/support`` holds the references the tests compare with (the official code's math, diffusers hosts); the kit the
 tests share with bench/ and the runner (tiny models, synthetic official weights, nodes and samplers in process) is
 in ``tools/``.
 """
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "support"))
-sys.path.append(str(ROOT))  # after ComfyUI: ComfyUI's nodes.py must shadow this pack's nodes/ folder
-
-from tools.comfyui_path import find_comfyui, import_comfyui, import_pack  # noqa: E402
+from tools.comfyui_path import find_comfyui, import_comfyui, import_pack
 
 if find_comfyui() is None:
     pytest.exit("ComfyUI not found (COMFYUI_PATH, parent custom_nodes/, ~/comfy/ComfyUI): every test tier needs it.",

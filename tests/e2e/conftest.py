@@ -35,7 +35,6 @@ import pytest
 from tools.comfyui_path import require_comfyui
 
 E2E_DIR = Path(__file__).resolve().parent
-sys.path.insert(0, str(E2E_DIR))  # editor_page.py
 
 from editor_page import ARTIFACTS, ROOT  # noqa: E402
 PACK_FOLDER = "ComfyUI-InstanceAssemble"
