@@ -96,7 +96,8 @@ class Layout:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
     def resized(self, width: int, height: int) -> "Layout":
-        """The same layout for a ``width`` × ``height`` image: each axis of every box scales proportionally."""
+        """The same layout for a ``width`` × ``height`` image: each axis of every box scales proportionally; a mask
+        instance's box is its mask's bounding box at the new size (the editor's rule too)."""
         width = _check_size(width, "width")
         height = _check_size(height, "height")
 
@@ -104,6 +105,8 @@ class Layout:
             x1, y1, x2, y2 = inst.bbox
             bbox = (x1 * width / self.width, y1 * height / self.height,
                     x2 * width / self.width, y2 * height / self.height)
+            if inst.region is not None:
+                bbox = inst.region.bbox(width, height) or bbox
             return replace(inst, bbox=bbox)
 
         return Layout(width, height, self.prompt, tuple(map(scaled, self.instances)), self.seed)

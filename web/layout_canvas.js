@@ -1,17 +1,44 @@
 // The drawing surface of the layout editor: a <canvas> that shows the image frame (with an optional
-// background image) and the boxes, and turns pointer drags into model edits.
+// background image), the boxes and the mask regions, and turns pointer drags into model edits.
+// A mask instance is shown as its mask (filled) and its bbox (dashed); it can be selected, not moved.
 
 import {
-  TOKEN_GRID, boxFromDrag, fitRect, handleAt, handleCursor, handlePoints, moveBox,
+  TOKEN_GRID, boxFromDrag, containsPoint, fitRect, handleAt, handleCursor, handlePoints, moveBox,
   pickBox, resizeBox, viewToImage,
 } from './layout_geometry.js'
 import { boxColors } from './box_colors.js'
+import { regionContains, regionRaster } from './layout_region.js'
 
 const PADDING = 8
 const HANDLE_PX = 4 // half side of a drawn handle, in view pixels
 const GRAB_PX = 7 // how close to a handle a press must land, in view pixels
 const DRAG_START_PX = 3 // a new box starts once the pointer moved this far
 const LABEL_FONT = '12px sans-serif'
+const REGION_DASH = [6, 4]
+
+/** Per region, its mask painted in a box colour: region -> Map(css colour -> <canvas>). */
+const regionImages = new WeakMap()
+
+function regionImage(region, colors) {
+  let byColor = regionImages.get(region)
+  if (!byColor) regionImages.set(region, (byColor = new Map()))
+  let image = byColor.get(colors.css)
+  if (image) return image
+  const raster = regionRaster(region)
+  image = document.createElement('canvas')
+  image.width = raster.width
+  image.height = raster.height
+  const ctx = image.getContext('2d')
+  const pixels = ctx.createImageData(raster.width, raster.height)
+  const [r, g, b] = colors.rgb
+  raster.data.forEach((on, i) => {
+    if (!on) return
+    pixels.data.set([r, g, b, 255], i * 4)
+  })
+  ctx.putImageData(pixels, 0, 0)
+  byColor.set(colors.css, image)
+  return image
+}
 
 export class LayoutCanvas {
   /**
@@ -94,17 +121,17 @@ export class LayoutCanvas {
     this.onFocusRequest?.()
     const [x, y] = this.eventToImage(e)
     const { model } = this
-    const tolerance = GRAB_PX / this.currentFit().scale
-    const selected = model.selectedBox
     const forceDraw = e.shiftKey || this.drawOver()
-    const handle = !forceDraw && selected && handleAt(selected.bbox, x, y, tolerance)
-    const index = forceDraw ? -1
-      : pickBox(model.boxes.map((b) => b.bbox), x, y, { selected: model.selected, cycle: e.altKey })
+    const handle = !forceDraw && this.handleUnder(x, y)
+    const index = forceDraw ? -1 : this.pick(x, y, { selected: model.selected, cycle: e.altKey })
     if (handle) {
-      this.drag = { mode: 'resize', handle, index: model.selected, start: [x, y], box: [...selected.bbox] }
+      this.drag = { mode: 'resize', handle, index: model.selected, start: [x, y], box: [...model.selectedBox.bbox] }
     } else if (index >= 0) {
       model.select(index)
-      this.drag = { mode: 'move', index, start: [x, y], box: [...model.boxes[index].bbox] }
+      const box = model.boxes[index]
+      // A mask instance is selected only: its box is its mask's, which the editor does not change.
+      this.drag = box.region ? { mode: 'none', index } : { mode: 'move', index, start: [x, y], box: [...box.bbox] }
+      if (box.region) this.element.style.cursor = 'not-allowed'
     } else {
       model.select(-1)
       this.drag = { mode: 'draw', index: -1, start: [x, y], clientStart: [e.clientX, e.clientY] }
@@ -151,17 +178,34 @@ export class LayoutCanvas {
     this.requestDraw()
   }
 
+  /** The resize handle of the selected box at image point (x, y), or null; a mask instance has none. */
+  handleUnder(x, y) {
+    const selected = this.model.selectedBox
+    if (!selected || selected.region) return null
+    return handleAt(selected.bbox, x, y, GRAB_PX / this.currentFit().scale)
+  }
+
+  /** The box at image point (x, y) (`pickBox` options); a mask instance only where its mask is. */
+  pick(x, y, options = {}) {
+    const { model } = this
+    const contains = (bbox, px, py, i) => {
+      const { region } = model.boxes[i]
+      return region ? regionContains(region, px, py, model.width, model.height) : containsPoint(bbox, px, py)
+    }
+    return pickBox(model.boxes.map((b) => b.bbox), x, y, { ...options, contains })
+  }
+
   updateCursor(e) {
     const [x, y] = this.eventToImage(e)
-    const selected = this.model.selectedBox
     let cursor = 'crosshair'
     if (e.shiftKey || this.drawOver()) {
       this.element.style.cursor = cursor
       return
     }
-    const handle = selected && handleAt(selected.bbox, x, y, GRAB_PX / this.currentFit().scale)
+    const handle = this.handleUnder(x, y)
+    const index = handle ? -1 : this.pick(x, y)
     if (handle) cursor = handleCursor(handle)
-    else if (pickBox(this.model.boxes.map((b) => b.bbox), x, y) >= 0) cursor = 'move'
+    else if (index >= 0) cursor = this.model.boxes[index].region ? 'pointer' : 'move'
     this.element.style.cursor = cursor
   }
 
@@ -207,7 +251,7 @@ export class LayoutCanvas {
     ctx.clip()
     model.boxes.forEach((box, i) => this.drawBox(box, i, i === model.selected))
     ctx.restore()
-    if (model.selectedBox) this.drawHandles(model.selectedBox.bbox)
+    if (model.selectedBox && !model.selectedBox.region) this.drawHandles(model.selectedBox.bbox)
   }
 
   drawGrid(fit) {
@@ -239,11 +283,17 @@ export class LayoutCanvas {
     const { ctx } = this
     const colors = boxColors(index)
     const [x, y, w, h] = this.viewRect(box.bbox)
-    ctx.fillStyle = `rgba(${colors.rgb.join(', ')}, ${selected ? 0.25 : 0.12})`
-    ctx.fillRect(x, y, w, h)
+    if (box.region) {
+      this.drawRegion(box.region, colors, selected)
+    } else {
+      ctx.fillStyle = `rgba(${colors.rgb.join(', ')}, ${selected ? 0.25 : 0.12})`
+      ctx.fillRect(x, y, w, h)
+    }
     ctx.strokeStyle = colors.css
     ctx.lineWidth = selected ? 3 : 2
+    if (box.region) ctx.setLineDash(REGION_DASH)
     ctx.strokeRect(x, y, w, h)
+    ctx.setLineDash([])
     if (selected) {
       ctx.strokeStyle = '#ffffff'
       ctx.lineWidth = 1
@@ -252,6 +302,16 @@ export class LayoutCanvas {
       ctx.setLineDash([])
     }
     this.drawLabel(`${index + 1} ${box.category || box.caption}`.trim(), x, y, w, colors)
+  }
+
+  /** A mask over the whole image frame, in the box's colour. */
+  drawRegion(region, colors, selected) {
+    const { ctx, fit } = this
+    ctx.save()
+    ctx.globalAlpha = selected ? 0.5 : 0.3
+    ctx.imageSmoothingEnabled = false
+    ctx.drawImage(regionImage(region, colors), fit.x, fit.y, fit.w, fit.h)
+    ctx.restore()
   }
 
   drawLabel(text, x, y, w, colors) {

@@ -20,7 +20,10 @@ export const SHORTCUTS = [
   ['G', 'toggle snapping to the 16 px token grid'],
   ['Escape', 'deselect, leave the Draw tool / a text field'],
   ['Drop an image on the canvas', 'use it as background'],
+  ['Filled shape, dashed box', 'a mask region (Layout from Masks): selectable, texts editable, shape read-only'],
 ]
+
+const countText = (n) => `${n} box${n === 1 ? '' : 'es'}`
 
 const TEXT_EDITING_KEYS = new Set(['z', 'y', 'a', 'c', 'v', 'x'])
 
@@ -189,13 +192,19 @@ export class LayoutEditor {
   refresh() {
     const { model } = this
     const has = model.selected >= 0
+    const region = !!model.selectedBox?.region
     this.deleteButton.disabled = !has
-    this.duplicateButton.disabled = !has
+    this.duplicateButton.disabled = !has || region
     this.forwardButton.disabled = !has || model.selected === model.boxes.length - 1
     this.backwardButton.disabled = !has || model.selected === 0
     this.undoButton.disabled = !model.canUndo
     this.redoButton.disabled = !model.canRedo
-    this.status.textContent = `${model.boxes.length} box${model.boxes.length === 1 ? '' : 'es'} · ${model.width}×${model.height}`
+    const masks = model.boxes.filter((b) => b.region).length
+    this.status.textContent = [
+      `${countText(model.boxes.length)}${masks ? ` (${masks} mask${masks === 1 ? '' : 's'})` : ''}`,
+      `${model.width}×${model.height}`,
+      region ? 'mask region: shape read-only' : '',
+    ].filter(Boolean).join(' · ')
     this.syncPrompt()
   }
 
@@ -298,8 +307,9 @@ export class LayoutEditor {
       // those the official code computes for the same file.
       const layout = await this.importLayout(text, this.entryField.value.trim())
       this.model.load(layout)
-      const n = this.model.boxes.length
-      this.setMessage(`Imported ${n} box${n === 1 ? '' : 'es'} (${layout.width}×${layout.height}).`)
+      const masks = this.model.boxes.filter((b) => b.region).length
+      const shown = masks ? `, ${masks} of them mask regions (shape read-only)` : ''
+      this.setMessage(`Imported ${countText(this.model.boxes.length)}${shown} (${layout.width}×${layout.height}).`)
     } catch (err) {
       this.setMessage(String(err?.message ?? err), true)
       if (err?.field === 'image') this.entryField.focus({ preventScroll: true })

@@ -118,12 +118,13 @@ export function containsPoint([x1, y1, x2, y2], x, y) {
 
 /**
  * Indices of the boxes under image point (x, y), topmost first. Later boxes are drawn on top, so
- * the topmost is the one with the highest index.
+ * the topmost is the one with the highest index. `contains(box, x, y, index)` decides what is under
+ * the point (a mask instance is under it only where its mask is); by default, the box.
  */
-export function boxesAt(boxes, x, y) {
+export function boxesAt(boxes, x, y, contains = containsPoint) {
   const hits = []
   for (let i = boxes.length - 1; i >= 0; i--) {
-    if (containsPoint(boxes[i], x, y)) hits.push(i)
+    if (contains(boxes[i], x, y, i)) hits.push(i)
   }
   return hits
 }
@@ -133,8 +134,8 @@ export function boxesAt(boxes, x, y) {
  * a click on the currently selected box picks the next box below it, wrapping around, so repeated
  * clicks walk through every box under the cursor. Returns -1 on empty space.
  */
-export function pickBox(boxes, x, y, { selected = -1, cycle = false } = {}) {
-  const hits = boxesAt(boxes, x, y)
+export function pickBox(boxes, x, y, { selected = -1, cycle = false, contains } = {}) {
+  const hits = boxesAt(boxes, x, y, contains)
   if (hits.length === 0) return -1
   if (cycle) {
     const at = hits.indexOf(selected)

@@ -1,8 +1,15 @@
-// The box list next to the canvas: one row per box with its colour, category and caption. Rows are
-// rebuilt only when boxes are added, removed or reordered, so typing never loses focus.
+// The box list next to the canvas: one row per box with its colour, category and caption (a mask
+// instance's row says "mask"). Rows are rebuilt only when boxes are added, removed or reordered, so
+// typing never loses focus.
 
 import { bindTextField, el } from './dom.js'
 import { boxColors } from './box_colors.js'
+
+function regionTitle(box, index) {
+  const [h, w] = box.region.size
+  return `box ${index + 1}: mask region (${w}×${h} mask, threshold ${box.region.threshold}; ` +
+    `bbox [${box.bbox.join(', ')}]). Its shape comes from Layout from Masks and is read-only here.`
+}
 
 export class BoxList {
   constructor(model) {
@@ -46,7 +53,7 @@ export class BoxList {
       on: { click: (e) => { e.stopPropagation(); this.model.removeBox(at()) } },
     })
     const element = el('div', {
-      className: 'ia-box-row', dataset: { boxId: String(id) }, attrs: { role: 'option' },
+      className: box.region ? 'ia-box-row ia-region' : 'ia-box-row', dataset: { boxId: String(id) }, attrs: { role: 'option' },
       on: { pointerdown: (e) => { if (e.target === element || e.target === swatch) this.model.select(at()) } },
     }, [swatch, category.input, remove, caption.input])
     return { id, index: -1, element, swatch, category, caption }
@@ -62,11 +69,11 @@ export class BoxList {
         // Colour and number follow the position in the drawing order.
         row.index = i
         const colors = boxColors(i)
-        row.swatch.textContent = String(i + 1)
+        row.swatch.textContent = box.region ? `${i + 1} mask` : String(i + 1)
         row.swatch.style.background = colors.css
         row.swatch.style.color = colors.text
       }
-      const title = `box ${i + 1}: [${box.bbox.join(', ')}]`
+      const title = box.region ? regionTitle(box, i) : `box ${i + 1}: [${box.bbox.join(', ')}]`
       if (row.swatch.title !== title) row.swatch.title = title
       row.category.sync()
       row.caption.sync()

@@ -3,6 +3,7 @@
 // formats (official demo JSON, DenseLayout, COCO) is the server's job (POST /instanceassemble/parse_layout).
 
 import { clampBox, moveBox, rescaleBox, roundBox } from './layout_geometry.js'
+import { readRegion, regionBBox, regionJSON } from './layout_region.js'
 
 export const LAYOUT_FORMAT = 'instanceassemble.layout'
 export const LAYOUT_VERSION = 1
@@ -14,10 +15,14 @@ let nextId = 1
 /**
  * A box of the document. `id` identifies it in the UI only and is never saved. Coordinates are kept as
  * given (an imported layout may have fractional ones); boxes drawn or edited here are whole pixels.
+ * `region` (layout_region.js) is a mask instance's mask, or null: its shape and bbox (the mask's
+ * bounding box) are read-only here, its texts are edited like any box's.
  */
-function makeBox(bbox, category = '', caption = '') {
-  return { id: nextId++, bbox: bbox.map(Number), category: String(category), caption: String(caption) }
+function makeBox(bbox, category = '', caption = '', region = null) {
+  return { id: nextId++, bbox: bbox.map(Number), category: String(category), caption: String(caption), region }
 }
+
+const copyBox = (b) => makeBox(b.bbox, b.category, b.caption, b.region)
 
 /** The canonical JSON text of an empty layout. */
 export function emptyLayoutJSON(width = 1024, height = 1024) {
@@ -45,7 +50,8 @@ export function readCanonical(source) {
     if (!Array.isArray(b?.bbox) || b.bbox.length !== 4 || !b.bbox.every(Number.isFinite)) {
       throw new Error(`boxes[${i}].bbox: expected [x1, y1, x2, y2]`)
     }
-    return { bbox: b.bbox.map(Number), category: b.category ?? '', caption: b.caption ?? '' }
+    const region = b.region == null ? null : readRegion(b.region, `boxes[${i}].region`)
+    return { bbox: b.bbox.map(Number), category: b.category ?? '', caption: b.caption ?? '', region }
   })
   const seed = Number.isInteger(data.seed) ? data.seed : null
   return { width, height, prompt: String(data.prompt ?? ''), boxes, seed }
@@ -58,7 +64,7 @@ export class LayoutModel {
     this.prompt = prompt
     /** An imported layout's seed (canonical JSON `seed`); kept and saved, not edited here. */
     this.seed = seed
-    this.boxes = boxes.map((b) => makeBox(b.bbox, b.category, b.caption))
+    this.boxes = boxes.map(copyBox)
     /** Index of the selected box, or -1. */
     this.selected = -1
     this.undoStack = []
@@ -81,7 +87,11 @@ export class LayoutModel {
       width: this.width,
       height: this.height,
       prompt: this.prompt,
-      boxes: this.boxes.map((b) => ({ bbox: [...b.bbox], category: b.category, caption: b.caption })),
+      boxes: this.boxes.map((b) => {
+        const box = { bbox: [...b.bbox], category: b.category, caption: b.caption }
+        if (b.region) box.region = regionJSON(b.region)
+        return box
+      }),
     }
     if (this.seed !== null) data.seed = this.seed
     return data
@@ -99,7 +109,7 @@ export class LayoutModel {
       this.height = data.height
       this.prompt = data.prompt
       this.seed = data.seed
-      this.boxes = data.boxes.map((b) => makeBox(b.bbox, b.category, b.caption))
+      this.boxes = data.boxes.map(copyBox)
       this.selected = -1
     }
     if (record) {
@@ -156,7 +166,7 @@ export class LayoutModel {
       a.boxes.length === b.boxes.length &&
       a.boxes.every((x, i) => {
         const y = b.boxes[i]
-        return x.id === y.id && x.category === y.category && x.caption === y.caption &&
+        return x.id === y.id && x.category === y.category && x.caption === y.caption && x.region === y.region &&
           x.bbox.every((v, k) => v === y.bbox[k])
       })
   }
@@ -255,9 +265,10 @@ export class LayoutModel {
     })
   }
 
+  /** Moves or resizes a box; a mask instance's box stays where its mask is. */
   setBBox(index, bbox) {
     const box = this.boxes[index]
-    if (!box) return
+    if (!box || box.region) return
     this.change(() => {
       box.bbox = this.fit(bbox)
     })
@@ -285,10 +296,13 @@ export class LayoutModel {
     })
   }
 
-  /** Copies a box, offset by `offset` pixels (kept inside the image), on top; selects the copy. */
+  /**
+   * Copies a box, offset by `offset` pixels (kept inside the image), on top; selects the copy. A mask
+   * instance is not copied (its copy could not move off it).
+   */
   duplicateBox(index = this.selected, offset = 16) {
     const box = this.boxes[index]
-    if (!box || this.boxes.length >= MAX_BOXES) return -1
+    if (!box || box.region || this.boxes.length >= MAX_BOXES) return -1
     return this.change(() => {
       const bbox = moveBox(box.bbox, offset, offset, this.width, this.height)
       this.boxes.push(makeBox(bbox, box.category, box.caption))
@@ -313,12 +327,16 @@ export class LayoutModel {
     })
   }
 
-  /** Sets the image size; boxes scale proportionally. */
+  /**
+   * Sets the image size; boxes scale proportionally. A mask stretches over the whole image, so a mask
+   * instance's box becomes its mask's bounding box at the new size, as the server computes it.
+   */
   resize(width, height) {
     if (!(width > 0 && height > 0) || (width === this.width && height === this.height)) return
     this.change(() => {
       for (const b of this.boxes) {
-        b.bbox = roundBox(clampBox(rescaleBox(b.bbox, this.width, this.height, width, height), width, height))
+        b.bbox = (b.region && regionBBox(b.region, width, height)) ??
+          roundBox(clampBox(rescaleBox(b.bbox, this.width, this.height, width, height), width, height))
       }
       this.width = width
       this.height = height

@@ -112,3 +112,17 @@ def test_bad_regions_name_the_field_and_the_fix(region, message):
     with pytest.raises(ValueError) as error:
         parse_layout(data)
     assert "boxes[0].region" in str(error.value) and message in str(error.value) and "Fix:" in str(error.value)
+
+
+def test_a_resized_mask_instance_has_its_masks_bounding_box_at_the_new_size():
+    """Proportional scaling of the old bbox can be an ulp off (1000/3 * 700/1000 != 700/3); the mask's bbox is not,
+    and it is what the editor computes (web/layout_region.js regionBBox) when the size changes."""
+    mask = torch.zeros(3, 3)
+    mask[1, 1:] = 1
+    region = Region.from_mask(mask)
+    source = Layout(1000, 1000, "p", (Instance(region.bbox(1000, 1000), "a", "b", region),
+                                      Instance((0, 0, 300, 300), "c", "d")))
+    result = source.resized(700, 500)
+    assert result.instances[0].bbox == region.bbox(700, 500) == (700 / 3, 500 / 3, 700.0, 1000 / 3)
+    assert result.instances[0].region == region
+    assert result.instances[1].bbox == (0, 0, 210, 150)

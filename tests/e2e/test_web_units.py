@@ -28,3 +28,31 @@ def test_box_colours_agree_between_editor_and_draw_layout(pack):
     python = [[list(draw.box_color(i)), "#000000" if draw.label_text_color(draw.box_color(i)) == (0, 0, 0)
                else "#ffffff"] for i in range(200)]
     assert editor == python
+
+
+def test_mask_regions_agree_between_editor_and_server(pack):
+    """web/layout_region.js reads the regions the server writes (instanceassemble_core/regions.py) as the same
+    masks, with the same bounding boxes at any image size, to the last bit."""
+    import importlib
+
+    import torch
+    regions = importlib.import_module(f"{pack.__name__}.instanceassemble_core.regions")
+    generator = torch.Generator().manual_seed(12)
+    cases = []
+    for height, width in ((1, 1), (5, 7), (16, 16), (33, 20), (64, 128)):
+        mask = torch.rand(height, width, generator=generator) < 0.3
+        mask[height // 2, width // 2] = True
+        cases.append((mask, regions.Region.from_mask(mask.float())))
+    sizes = [(1024, 1024), (1000, 700), (333, 517)]
+    script = ("import { readRegion, regionBBox, regionRaster } from './web/layout_region.js';"
+              "const cases = JSON.parse(process.argv[1]); const sizes = JSON.parse(process.argv[2]);"
+              "console.log(JSON.stringify(cases.map((c) => { const r = readRegion(c, 'r'); const raster = regionRaster(r);"
+              "return { bboxes: sizes.map(([w, h]) => regionBBox(r, w, h)), mask: [...raster.data] } })))")
+    result = subprocess.run([shutil.which("node"), "--input-type=module", "-e", script,
+                             json.dumps([region.to_dict() for _, region in cases]), json.dumps(sizes)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    editor = json.loads(result.stdout)
+    for (mask, region), seen in zip(cases, editor):
+        assert seen["mask"] == mask.reshape(-1).int().tolist()
+        assert seen["bboxes"] == [list(region.bbox(w, h)) for w, h in sizes]
