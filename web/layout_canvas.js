@@ -304,13 +304,16 @@ export class LayoutCanvas {
     this.drawLabel(`${index + 1} ${box.category || box.caption}`.trim(), x, y, w, colors)
   }
 
-  /** A mask over the whole image frame, in the box's colour. */
+  /** A mask (it stretches over the whole image frame), in the box's colour. */
   drawRegion(region, colors, selected) {
     const { ctx, fit } = this
+    const raster = regionRaster(region)
+    if (!raster.width) return
     ctx.save()
     ctx.globalAlpha = selected ? 0.5 : 0.3
     ctx.imageSmoothingEnabled = false
-    ctx.drawImage(regionImage(region, colors), fit.x, fit.y, fit.w, fit.h)
+    ctx.drawImage(regionImage(region, colors), fit.x + raster.left * fit.w, fit.y + raster.top * fit.h,
+      (raster.right - raster.left) * fit.w, (raster.bottom - raster.top) * fit.h)
     ctx.restore()
   }
 

@@ -5,7 +5,7 @@
 // never changes a region: its shape decides the instance's tokens, so it is shown and saved as is.
 // Pure (no DOM), so it runs under `node --test`.
 
-/** Longest side of the raster a region is shown and hit-tested with (larger masks are sampled). */
+/** Longest side of the raster a region is shown and hit-tested with (larger windows are sampled). */
 export const RASTER_MAX_SIDE = 512
 
 const rasters = new WeakMap()
@@ -41,12 +41,9 @@ export function regionJSON(region) {
   return { size: [...region.size], counts: [...region.counts], threshold: region.threshold }
 }
 
-/**
- * The mask's bounding box in pixels of a `width` × `height` image, [x1, y1, x2, y2] (what the server
- * computes for the instance's bbox, `Region.bbox`), or null for an empty mask.
- */
-export function regionBBox(region, width, height) {
-  const [h, w] = region.size
+/** The mask's extent in its own pixels, [col0, row0, col1, row1) (end exclusive), or null when empty. */
+function maskExtent(region) {
+  const [h] = region.size
   let rowMin = Infinity; let rowMax = -1; let colMin = Infinity; let colMax = -1
   let at = 0
   region.counts.forEach((run, i) => {
@@ -60,24 +57,37 @@ export function regionBBox(region, width, height) {
     }
     at += run
   })
-  if (colMax < 0) return null
-  const sx = width / w
-  const sy = height / h
-  return [colMin * sx, rowMin * sy, (colMax + 1) * sx, (rowMax + 1) * sy]
+  return colMax < 0 ? null : [colMin, rowMin, colMax + 1, rowMax + 1]
 }
 
 /**
- * The mask sampled (nearest) to at most RASTER_MAX_SIDE a side: `{ width, height, data }`, data a
- * row-major Uint8Array of 0/1; a mask that fits is its own raster, pixel for pixel. Computed once per
- * region, straight from the runs, so a large mask is never expanded in full.
+ * The mask's bounding box in pixels of a `width` × `height` image, [x1, y1, x2, y2] (what the server
+ * computes for the instance's bbox, `Region.bbox`), or null for an empty mask.
+ */
+export function regionBBox(region, width, height) {
+  const extent = maskExtent(region)
+  if (!extent) return null
+  const [h, w] = region.size
+  const sx = width / w
+  const sy = height / h
+  return [extent[0] * sx, extent[1] * sy, extent[2] * sx, extent[3] * sy]
+}
+
+/**
+ * The part of the mask inside its bounding box, sampled (nearest) to at most RASTER_MAX_SIDE a side:
+ * `{ width, height, data, left, top, right, bottom }`, data a row-major Uint8Array of 0/1 and the
+ * edges the window's place in the image as fractions of its size (0..1); a window that fits is
+ * the mask pixel for pixel. Computed once per region, straight from the runs, so a large mask is
+ * never expanded in full. An empty mask gives an empty window.
  */
 export function regionRaster(region) {
   const cached = rasters.get(region)
   if (cached) return cached
   const [h, w] = region.size
-  const scale = Math.min(1, RASTER_MAX_SIDE / Math.max(h, w))
-  const rw = Math.max(1, Math.round(w * scale))
-  const rh = Math.max(1, Math.round(h * scale))
+  const [c0, r0, c1, r1] = maskExtent(region) ?? [0, 0, 0, 0]
+  const scale = Math.min(1, RASTER_MAX_SIDE / Math.max(c1 - c0, r1 - r0, 1))
+  const rw = c1 > c0 ? Math.max(1, Math.round((c1 - c0) * scale)) : 0
+  const rh = r1 > r0 ? Math.max(1, Math.round((r1 - r0) * scale)) : 0
   const data = new Uint8Array(rw * rh)
   const { counts } = region
   // Column by column, top to bottom, the sampled positions (column-major, like the runs) only grow,
@@ -85,14 +95,14 @@ export function regionRaster(region) {
   let run = 0
   let runEnd = counts[0] ?? 0
   for (let c = 0; c < rw; c++) {
-    const column = Math.floor(((c + 0.5) * w) / rw) * h
+    const column = (c0 + Math.floor(((c + 0.5) * (c1 - c0)) / rw)) * h
     for (let r = 0; r < rh; r++) {
-      const p = column + Math.floor(((r + 0.5) * h) / rh)
+      const p = column + r0 + Math.floor(((r + 0.5) * (r1 - r0)) / rh)
       while (p >= runEnd) runEnd += counts[++run]
       data[r * rw + c] = run % 2
     }
   }
-  const raster = { width: rw, height: rh, data }
+  const raster = { width: rw, height: rh, data, left: c0 / w, top: r0 / h, right: c1 / w, bottom: r1 / h }
   rasters.set(region, raster)
   return raster
 }
@@ -100,8 +110,8 @@ export function regionRaster(region) {
 /** True when image point (x, y) of a `width` × `height` image lies on the region's mask. */
 export function regionContains(region, x, y, width, height) {
   const raster = regionRaster(region)
-  const c = Math.floor((x / width) * raster.width)
-  const r = Math.floor((y / height) * raster.height)
-  if (c < 0 || r < 0 || c >= raster.width || r >= raster.height) return false
+  const c = Math.floor(((x / width - raster.left) / (raster.right - raster.left)) * raster.width)
+  const r = Math.floor(((y / height - raster.top) / (raster.bottom - raster.top)) * raster.height)
+  if (!(c >= 0 && r >= 0 && c < raster.width && r < raster.height)) return false
   return raster.data[r * raster.width + c] === 1
 }

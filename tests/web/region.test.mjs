@@ -68,17 +68,32 @@ describe('regions', () => {
     assert.deepEqual(regionBBox(wrap, 3, 3), [0, 0, 2, 3])
   })
 
-  it('rasters a small mask pixel for pixel and a large one sampled', () => {
+  it('rasters its bounding box window: a small one pixel for pixel, a large one sampled', () => {
     const small = regionRaster(readRegion(L_REGION, 'r'))
-    assert.deepEqual([small.width, small.height], [6, 4])
-    assert.deepEqual([...small.data], L_BITS)
+    assert.deepEqual([small.width, small.height], [3, 2])
+    assert.deepEqual([...small.data], [1, 0, 0, 1, 1, 1])
+    assert.deepEqual([small.left, small.top, small.right, small.bottom], [1 / 6, 1 / 4, 4 / 6, 3 / 4])
     const side = 2 * RASTER_MAX_SIDE
-    const bits = Array.from({ length: side * side }, (_, i) => Number(i % side < side / 4)) // left quarter
+    const half = side / 2
+    // the top-left quadrant and the bottom-right pixel: the window is the whole mask, sampled 1 in 2
+    const bits = Array.from({ length: side * side }, (_, i) => {
+      const [r, c] = [Math.floor(i / side), i % side]
+      return Number((r < half && c < half) || (r === side - 1 && c === side - 1))
+    })
     const large = regionRaster(readRegion({ size: [side, side], counts: encode(bits, side, side) }, 'r'))
-    assert.deepEqual([large.width, large.height], [RASTER_MAX_SIDE, RASTER_MAX_SIDE])
-    const row = [...large.data.slice(0, RASTER_MAX_SIDE)]
-    assert.equal(row.indexOf(0), RASTER_MAX_SIDE / 4)
-    assert.ok(row.slice(RASTER_MAX_SIDE / 4).every((v) => v === 0))
+    const n = RASTER_MAX_SIDE
+    assert.deepEqual([large.width, large.height, large.left, large.top, large.right, large.bottom], [n, n, 0, 0, 1, 1])
+    const expected = Array.from({ length: n * n }, (_, i) => {
+      const [r, c] = [Math.floor(i / n), i % n]
+      return Number((r < n / 2 && c < n / 2) || (r === n - 1 && c === n - 1))
+    })
+    assert.deepEqual([...large.data], expected)
+    // a thin window keeps at least one raster pixel a side
+    const thin = regionRaster(readRegion({ size: [1, side], counts: [0, side] }, 'r'))
+    assert.deepEqual([thin.width, thin.height], [n, 1])
+    const empty = regionRaster(readRegion({ size: [2, 2], counts: [4] }, 'r'))
+    assert.deepEqual([empty.width, empty.height], [0, 0])
+    assert.ok(!regionContains(readRegion({ size: [2, 2], counts: [4] }, 'r'), 1, 1, 2, 2))
   })
 
   it('hit-tests its mask, not its box', () => {
