@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from .layout import Instance, Layout, LayoutError, load_json_text
-from .regions import Region, region_token_indices
+from .regions import Region, nearest_indices, region_token_indices
 
 BOX_FORMATS = ("auto", "xyxy pixels", "xyxy 0-1", "xywh pixels", "xywh 0-1", "cxcywh 0-1", "yxyx 0-1000")
 _LABEL_KEYS = ("label", "category", "category_name", "class", "class_name", "name", "phrase")
@@ -256,10 +256,8 @@ def instance_masks(layout: Layout, width: int, height: int) -> Tensor:
     masks = torch.zeros(len(layout.instances), height, width)
     for k, inst in enumerate(layout.instances):
         if inst.region is not None:
-            mask = inst.region.mask()
-            rows = (ys * inst.region.height).long().clamp(max=inst.region.height - 1)
-            cols = (xs * inst.region.width).long().clamp(max=inst.region.width - 1)
-            masks[k] = mask[rows][:, cols].float()
+            rows, cols = nearest_indices(height, inst.region.height), nearest_indices(width, inst.region.width)
+            masks[k] = inst.region.mask()[rows][:, cols].float()
         else:
             x1, y1, x2, y2 = inst.bbox
             inside_x = (xs * layout.width >= x1) & (xs * layout.width < x2)

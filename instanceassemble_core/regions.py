@@ -75,6 +75,13 @@ class Region:
         return {"size": [self.height, self.width], "counts": list(self.counts), "threshold": self.threshold}
 
 
+def nearest_indices(out_size: int, in_size: int) -> Tensor:
+    """[out_size] int64: for each of ``out_size`` pixels spanning the same extent as ``in_size`` mask pixels, the mask
+    pixel that holds its centre (nearest-pixel sampling along one axis)."""
+    centres = (torch.arange(out_size, dtype=torch.float64) + 0.5) / out_size
+    return (centres * in_size).long().clamp(max=in_size - 1)
+
+
 def _overlaps(cells: int, pixels: int) -> Tensor:
     """[cells, pixels] float64 overlap of cell r with pixel i along one axis, in units of 1 / (cells · pixels).
 

@@ -1,8 +1,13 @@
-"""InstanceAssembleDrawLayout: a layout's boxes and labels drawn over images, to check what went where.
+"""InstanceAssembleDrawLayout: a layout's boxes, mask regions and labels drawn over images, to check what went where.
 
-Boxes are scaled from the layout's size to the image size. Colours match the editor widget
-(web/box_colors.js ``boxColors``; tests/e2e/test_web_units.py checks they agree): box i has hue ``(i * 137.508 + 10) % 360``, saturation 0.85, lightness 0.55,
-and its label text is black or white, whichever reads better. Pixels outside the outlines and labels are unchanged.
+Boxes are scaled from the layout's size to the image size and drawn as rectangle outlines. A mask instance (one
+with a ``region``, see instanceassemble_core/regions.py) is drawn as its mask's outline instead: the mask is scaled
+from its own size to the image size (nearest pixel), and its pixels within the line width of its outside (or of
+the image edge) are its outline, as a box's outline lies inside the box. Each instance's numbered label sits at
+its bbox's top-left corner. Colours match the editor widget (web/box_colors.js ``boxColors``;
+tests/e2e/test_web_units.py checks they agree): box i has hue ``(i * 137.508 + 10) % 360``, saturation 0.85,
+lightness 0.55, and its label text is black or white, whichever reads better. Pixels outside the outlines and labels
+are unchanged.
 """
 import colorsys
 
@@ -10,6 +15,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from ..instanceassemble_core.regions import nearest_indices
 from .layout_type import LAYOUT_TYPE
 
 
@@ -63,8 +69,39 @@ def _fit_text(draw, text: str, font, max_width: float) -> str:
     return text[:low] + "..."
 
 
+def _any_within(values: torch.Tensor, span: int, dim: int) -> torch.Tensor:
+    """Along ``dim``: whether any of ``span`` consecutive values is True, for each window start (bool, that axis
+    shortened by ``span`` - 1); O(log span) whole-tensor ORs of windows doubling in length."""
+    covered, length = values, 1
+    while 2 * length <= span:
+        n = covered.shape[dim] - length
+        covered = covered.narrow(dim, 0, n) | covered.narrow(dim, length, n)
+        length *= 2
+    n = values.shape[dim] - span + 1
+    return covered.narrow(dim, 0, n) | covered.narrow(dim, span - length, n)
+
+
+def region_outline(region, width: int, height: int, thickness: int) -> tuple[int, int, np.ndarray] | None:
+    """The outline of ``region`` on a ``width`` × ``height`` image: (left, top, edge), ``edge`` [h, w] bool over the
+    image pixels from (left, top) that the scaled mask's bounding box spans, True on mask pixels with a pixel outside
+    the mask (or the image) within ``thickness`` px, Chebyshev distance; None when no image pixel samples the mask."""
+    mask = region.mask()
+    rows, cols = nearest_indices(height, region.height), nearest_indices(width, region.width)
+    on_rows, on_cols = mask.any(dim=1)[rows].nonzero().reshape(-1), mask.any(dim=0)[cols].nonzero().reshape(-1)
+    if on_rows.numel() == 0 or on_cols.numel() == 0:
+        return None
+    top, bottom, left, right = int(on_rows[0]), int(on_rows[-1]) + 1, int(on_cols[0]), int(on_cols[-1]) + 1
+    # numpy's take: several times faster than torch's index_select on bool
+    crop = torch.from_numpy(mask.numpy().take(cols[left:right], axis=1).take(rows[top:bottom], axis=0))
+    outside = torch.ones(crop.shape[0] + 2 * thickness, crop.shape[1] + 2 * thickness, dtype=torch.bool)
+    outside[thickness:thickness + crop.shape[0], thickness:thickness + crop.shape[1]] = ~crop
+    span = 2 * thickness + 1
+    return left, top, (crop & _any_within(_any_within(outside, span, 1), span, 0)).numpy()
+
+
 def render_overlay(layout, width: int, height: int) -> Image.Image:
-    """An RGBA image of the box outlines and labels for a ``width`` × ``height`` image, transparent elsewhere."""
+    """An RGBA image of the outlines (boxes, mask regions) and labels for a ``width`` × ``height`` image,
+    transparent elsewhere."""
     overlay = Image.new("RGBA", (width, height), (0, 0, 0, 0))
     draw = ImageDraw.Draw(overlay)
     sx, sy = width / layout.width, height / layout.height
@@ -77,7 +114,11 @@ def render_overlay(layout, width: int, height: int) -> Image.Image:
         left, top = round(x1 * sx), round(y1 * sy)
         right, bottom = max(left + 1, round(x2 * sx)), max(top + 1, round(y2 * sy))
         color = box_color(index)
-        draw.rectangle((left, top, right - 1, bottom - 1), outline=color + (255,), width=lw)
+        if inst.region is None:
+            draw.rectangle((left, top, right - 1, bottom - 1), outline=color + (255,), width=lw)
+        elif (outline := region_outline(inst.region, width, height, lw)) is not None:
+            edge_left, edge_top, edge = outline
+            overlay.paste(color + (255,), (edge_left, edge_top), Image.fromarray(edge))
 
         name = inst.category.strip() or inst.caption.strip()
         text = _fit_text(draw, f"{index + 1} {name}".strip(), font, max(right - left - 2 * pad, size * 2))
@@ -92,7 +133,8 @@ def render_overlay(layout, width: int, height: int) -> Image.Image:
 
 class InstanceAssembleDrawLayout:
     DESCRIPTION = ("Draws the layout's boxes (coloured outlines, numbered labels) over the images, scaled from the "
-                   "layout's size to the image size. Colours match the layout editor.")
+                   "layout's size to the image size; a mask instance is drawn as its mask's outline. Colours match "
+                   "the layout editor.")
     CATEGORY = "InstanceAssemble/layout"
     RETURN_TYPES = ("IMAGE",)
     OUTPUT_TOOLTIPS = ("The images with the boxes drawn on top.",)
@@ -103,7 +145,7 @@ class InstanceAssembleDrawLayout:
         return {
             "required": {
                 "image": ("IMAGE", {"tooltip": "Images to draw on, e.g. the generated image."}),
-                "layout": (LAYOUT_TYPE, {"tooltip": "The layout whose boxes are drawn."}),
+                "layout": (LAYOUT_TYPE, {"tooltip": "The layout whose boxes and mask regions are drawn."}),
             },
         }
 

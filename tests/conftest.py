@@ -7,6 +7,8 @@ pyproject's ``pythonpath`` puts the repository root, ``tests/support`` and ``tes
 tests share with bench/ and the runner (tiny models, synthetic official weights, nodes and samplers in process) is
 in ``tools/``.
 """
+import tempfile
+
 import pytest
 
 from tools.comfyui_path import find_comfyui, import_comfyui, import_pack
@@ -15,6 +17,13 @@ if find_comfyui() is None:
     pytest.exit("ComfyUI not found (COMFYUI_PATH, parent custom_nodes/, ~/comfy/ComfyUI): every test tier needs it.",
                 returncode=3)
 import_comfyui(cpu=True)
+
+import folder_paths  # noqa: E402
+
+# Loading the pack copies the example inputs into ComfyUI's input folder (nodes/example_inputs.py): in the tests that
+# folder is one of this session's, removed at exit, so ComfyUI's own input/ is never written.
+SESSION_INPUT = tempfile.TemporaryDirectory(prefix="instanceassemble_test_input_")
+folder_paths.set_input_directory(SESSION_INPUT.name)
 
 
 @pytest.fixture(scope="session")

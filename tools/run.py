@@ -73,8 +73,9 @@ def node_class(class_type: str, where: str):
 
     cls = nodes.NODE_CLASS_MAPPINGS.get(class_type)
     if cls is None:
-        raise RunError(f"{where}: unknown node type '{class_type}'. If it comes from another custom node pack, "
-                       "install that pack in ComfyUI/custom_nodes/ and run with --custom-nodes.")
+        raise RunError(f"{where}: unknown node type '{class_type}'. If it is a node of a newer ComfyUI, update "
+                       "ComfyUI; if it comes from another custom node pack, install that pack in ComfyUI/custom_nodes/ "
+                       "and run with --custom-nodes.")
     return cls
 
 
@@ -409,6 +410,9 @@ def _parse_args(argv):
     parser.add_argument("--tiny", action="store_true",
                         help="run on tiny random-weight models (no downloads, CPU, small image): a smoke test")
     parser.add_argument("--out", type=Path, help="output folder (default: ComfyUI's output/instanceassemble/)")
+    parser.add_argument("--input-directory", type=Path,
+                        help="LoadImage's folder, as ComfyUI's own option (default: ComfyUI's input/); loading the "
+                             "pack copies the example workflows' input images there")
     parser.add_argument("--seed", type=int, help="seed for every sampler of the graph")
     parser.add_argument("--cpu", action="store_true",
                         help="run on the CPU even when a GPU is available (without a GPU it always does)")
@@ -444,6 +448,10 @@ def run(args) -> dict[str, list[Path]]:
     import_comfyui(cpu=cpu)
     import folder_paths
 
+    if args.input_directory:  # before the pack loads: it copies the example inputs there
+        if not args.input_directory.is_dir():
+            raise RunError(f"--input-directory {args.input_directory}: no such folder.")
+        folder_paths.set_input_directory(str(args.input_directory.resolve()))
     if not args.verbose:  # optional comfy_extras that fail to import (e.g. without torchaudio) log tracebacks
         logging.disable(logging.WARNING)
     load_nodes(custom_nodes=args.custom_nodes)

@@ -89,3 +89,101 @@ def test_label_colours_are_readable(pack):
         text = draw.label_text_color(rgb)
         contrast = (lum + 0.05) / 0.05 if text == (0, 0, 0) else 1.05 / (lum + 0.05)
         assert contrast >= 3, (i, rgb)
+
+
+# ---- mask regions ----------------------------------------------------------------------------------------------
+
+def region_box(pack, mask, category="mask", layout_size=(2 * W, 2 * H)):
+    """A layout box for a mask instance: its region and its bbox (the mask's bounding box in layout pixels)."""
+    region = pack.instanceassemble_core.regions.Region.from_mask(mask)
+    return {"bbox": list(region.bbox(*layout_size)), "category": category, "caption": "", "region": region.to_dict()}
+
+
+def contour(mask, lw):
+    """[h, w] bool: the pixels of ``mask`` with a pixel outside it (or outside the image) within ``lw`` px, by a
+    square max filter (an independent check of the node's log-step filter)."""
+    outside = torch.nn.functional.pad((~mask).float()[None, None], (lw,) * 4, value=1.0)
+    return mask & (torch.nn.functional.max_pool2d(outside, 2 * lw + 1, stride=1)[0, 0] > 0)
+
+
+def label_zone(pack, bbox, layout_size=(2 * W, 2 * H), size=(W, H)):
+    """[H, W] bool: a rectangle at the box's top-left corner that holds its label tag (2 font sizes high)."""
+    sx, sy = size[0] / layout_size[0], size[1] / layout_size[1]
+    left, top, right = round(bbox[0] * sx), round(bbox[1] * sy), round(bbox[2] * sx)
+    zone = torch.zeros(size[1], size[0], dtype=torch.bool)
+    zone[top:top + 2 * pack.nodes.draw.font_size(*size), left:right] = True
+    return zone
+
+
+def test_a_mask_region_is_drawn_as_its_outline_in_its_colour(pack):
+    # an L at a quarter of the image's resolution: a bar x 160..320, y 80..400 and a foot y 280..400 out to the
+    # image's right edge (x 1024), in image pixels
+    mask = torch.zeros(H // 4, W // 4)
+    mask[20:100, 40:80] = 1
+    mask[70:100, 40:] = 1
+    layout = dict(LAYOUT, boxes=[region_box(pack, mask)])
+    torch.manual_seed(1)
+    image = torch.rand(1, H, W, 3)
+    out = run(pack, image, layout)
+
+    lw = pack.nodes.draw.line_width(W, H)
+    on_image = mask.bool().repeat_interleave(4, 0).repeat_interleave(4, 1)
+    outline = contour(on_image, lw)
+    changed = (out != image).any(dim=-1)[0]
+    label = label_zone(pack, layout["boxes"][0]["bbox"])
+    assert torch.equal(changed & ~label, outline & ~label)
+    assert torch.allclose(out[0][outline & ~label], color(pack, 0).expand(int((outline & ~label).sum()), 3))
+
+    # the contour follows the L: its inner corner, the image edge; the bbox's empty corner and the inside untouched
+    for y, x in [(200, 318), (200, 319), (280, 500), (281, 500), (300, 1023), (300, 1022), (399, 700)]:
+        assert changed[y, x], (y, x)
+    for y, x in [(200, 320), (200, 317), (279, 500), (282, 500), (300, 1021), (80, 700), (100, 1000), (350, 500),
+                 (200, 240), (450, 500)]:
+        assert not changed[y, x], (y, x)
+    assert label[80:100, 160:200].all() and changed[80:100, 160:200].any()  # the label at the bbox's top-left
+
+
+def test_a_rectangle_region_draws_what_its_box_draws(pack):
+    mask = torch.zeros(2 * H // 8, 2 * W // 8)  # 8 layout px per mask pixel: its edges land on image pixels
+    mask[25:100, 25:125] = 1  # the layout's first box, [200, 200, 1000, 800]
+    as_box = dict(LAYOUT, boxes=[{**region_box(pack, mask, "dog"), "region": None}, LAYOUT["boxes"][1]])
+    as_region = dict(LAYOUT, boxes=[region_box(pack, mask, "dog"), LAYOUT["boxes"][1]])
+    assert as_box["boxes"][0]["bbox"] == LAYOUT["boxes"][0]["bbox"]
+    image = torch.rand(1, H, W, 3)
+    assert torch.equal(run(pack, image, as_region), run(pack, image, as_box))
+    assert torch.equal(run(pack, image, as_box), run(pack, image))
+
+
+def test_a_region_of_another_resolution_is_scaled_to_the_image(pack):
+    """A circle whose mask is larger than the image on one axis and smaller on the other: its outline is the
+    contour of the mask as Layout to Masks scales it to the image (nearest pixel)."""
+    size = (2 * W, 2 * H)
+    image = torch.zeros(1, H, W, 3)
+    ys, xs = torch.meshgrid(torch.arange(700), torch.arange(300), indexing="ij")
+    circle = ((ys - 350) / 300) ** 2 + ((xs - 150) / 120) ** 2 <= 1
+    layout = pack.instanceassemble_core.layout.parse_layout(dict(LAYOUT, boxes=[region_box(pack, circle.float())]))
+    out = pack.nodes.draw.InstanceAssembleDrawLayout().draw(image, layout)[0]
+
+    on_image = pack.instanceassemble_core.interchange.instance_masks(layout, W, H)[0].bool()
+    assert on_image.shape == (H, W) and on_image[H // 2, W // 2] and not on_image[H // 2, 0]
+    outline = contour(on_image, pack.nodes.draw.line_width(W, H))
+    label = label_zone(pack, layout.instances[0].bbox, size)
+    changed = (out != image).any(dim=-1)[0]
+    assert outline.sum() > 500 and torch.equal(changed & ~label, outline & ~label)
+
+
+def test_boxes_are_drawn_as_exact_frames(pack):
+    """A layout without regions: outside the label tags, exactly the lw-px frame inside each scaled box changes."""
+    image = torch.rand(1, H, W, 3)
+    out = run(pack, image)
+    lw = pack.nodes.draw.line_width(W, H)
+    frames = torch.zeros(H, W, dtype=torch.bool)
+    labels = torch.zeros(H, W, dtype=torch.bool)
+    for box in LAYOUT["boxes"]:
+        x1, y1, x2, y2 = (v // 2 for v in box["bbox"])
+        inside = torch.zeros(H, W, dtype=torch.bool)
+        inside[y1:y2, x1:x2] = True
+        frames |= contour(inside, lw)
+        labels |= label_zone(pack, box["bbox"])
+    changed = (out != image).any(dim=-1)[0]
+    assert torch.equal(changed & ~labels, frames & ~labels)

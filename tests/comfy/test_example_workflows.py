@@ -2,6 +2,8 @@
 end on tiny models through ComfyUI's own validation and executor (the headless runner's ``execute``). Also the help
 pages the frontend shows for the pack's nodes (``web/docs/<node>.md``, fetched from /extensions/<pack>/docs/)."""
 import json
+import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -99,18 +101,10 @@ def test_example_has_the_documented_settings(node_classes, path):
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.stem)
-def test_example_runs_on_tiny_models(node_classes, path, tmp_path, monkeypatch):
-    input_dir = tmp_path / "input"  # LoadImage's folder, with the examples' input images
-    input_dir.mkdir()
-    for image in (run.EXAMPLES / "inputs").iterdir():
-        (input_dir / image.name).write_bytes(image.read_bytes())
-    saved_input = folder_paths.get_input_directory()
-    folder_paths.set_input_directory(str(input_dir))
-    try:
-        prompt = tiny_prompt(_load_for_this_comfyui(path))
-        written = run.execute(prompt, tmp_path, path.stem)
-    finally:
-        folder_paths.set_input_directory(saved_input)
+def test_example_runs_on_tiny_models(node_classes, path, tmp_path):
+    # LoadImage reads the session's input folder, where loading the pack copied the examples' input images
+    prompt = tiny_prompt(_load_for_this_comfyui(path))
+    written = run.execute(prompt, tmp_path, path.stem)
 
     assert [p.name for p in written["image"]] == [f"{path.stem}.png"]
     assert [p.name for p in written["layout"]] == [f"{path.stem}_layout.png"]
@@ -118,6 +112,60 @@ def test_example_runs_on_tiny_models(node_classes, path, tmp_path, monkeypatch):
     overlay = np.asarray(Image.open(written["layout"][0]).convert("RGB"))
     assert image.shape == overlay.shape and max(image.shape[:2]) == 256
     assert (image != overlay).any(axis=-1).mean() > 0.01  # the boxes are drawn
+
+
+EXAMPLE_INPUTS = sorted(run.EXAMPLES.glob("inputs/*"))
+
+
+@pytest.fixture
+def input_folder(tmp_path):
+    """ComfyUI's input folder set to ``tmp_path / "input"`` (not created) for the test."""
+    saved = folder_paths.get_input_directory()
+    folder_paths.set_input_directory(str(tmp_path / "input"))
+    yield tmp_path / "input"
+    folder_paths.set_input_directory(saved)
+
+
+def test_the_images_examples_load_ship_in_example_inputs():
+    loaded = {node["widgets_values"][0] for path in EXAMPLES for node in nodes_of(load(path), "LoadImage")}
+    assert loaded and loaded <= {source.name for source in EXAMPLE_INPUTS}
+
+
+def test_loading_the_pack_copied_the_example_inputs_into_comfyuis_input_folder(pack):
+    input_dir = Path(folder_paths.get_input_directory())  # the session's (tests/conftest.py), set before the pack
+    for source in EXAMPLE_INPUTS:
+        assert (input_dir / source.name).read_bytes() == source.read_bytes(), source.name
+
+
+def test_example_inputs_are_copied_into_an_empty_input_folder_for_loadimage(pack, input_folder):
+    input_folder.mkdir()
+    assert pack.nodes.example_inputs.copy_example_inputs() == [input_folder / source.name for source in EXAMPLE_INPUTS]
+    for source in EXAMPLE_INPUTS:
+        assert (input_folder / source.name).read_bytes() == source.read_bytes()
+    assert {s.name for s in EXAMPLE_INPUTS} <= set(comfy_nodes.LoadImage.INPUT_TYPES()["required"]["image"][0])
+    assert pack.nodes.example_inputs.copy_example_inputs() == []
+
+
+def test_a_file_of_the_same_name_in_the_input_folder_is_kept(pack, input_folder):
+    input_folder.mkdir()
+    mine = input_folder / EXAMPLE_INPUTS[0].name
+    mine.write_bytes(b"the user's own picture")
+    written = pack.nodes.example_inputs.copy_example_inputs()
+    assert mine.read_bytes() == b"the user's own picture"
+    assert written == [input_folder / source.name for source in EXAMPLE_INPUTS[1:]]
+
+
+# /sys (sysfs) takes no new files, even from root (tests may run as root, for whom a chmod-ed folder is writable)
+@pytest.mark.parametrize("folder", ["missing", "/sys"])
+def test_an_input_folder_that_cannot_be_written_logs_one_warning(pack, input_folder, folder, caplog):
+    target = input_folder if folder == "missing" else Path(folder)
+    folder_paths.set_input_directory(str(target))
+    with caplog.at_level(logging.WARNING):
+        assert pack.nodes.example_inputs.copy_example_inputs() == []
+    assert [record.levelno for record in caplog.records] == [logging.WARNING]
+    message = caplog.records[0].getMessage()
+    assert str(target) in message and f"copy the files of {run.EXAMPLES / 'inputs'} there" in message
+    assert not input_folder.exists() and not (Path("/sys") / EXAMPLE_INPUTS[0].name).exists()
 
 
 def _load_for_this_comfyui(path):

@@ -14,10 +14,13 @@ from tools import run
 from tools.comfyui_path import PACK_ROOT, find_comfyui
 
 
-def run_cli(*args, timeout=180):
+def run_cli(tmp_path, *args, timeout=180):
+    """The runner in a subprocess, with a LoadImage folder of its own (loading the pack copies the example inputs
+    there, not into ComfyUI's input/)."""
     env = dict(os.environ, COMFYUI_PATH=str(find_comfyui()))
-    return subprocess.run([sys.executable, "-m", "tools.run", *map(str, args)], cwd=PACK_ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    (input_dir := tmp_path / "input").mkdir(exist_ok=True)
+    return subprocess.run([sys.executable, "-m", "tools.run", "--input-directory", str(input_dir), *map(str, args)],
+                          cwd=PACK_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +29,7 @@ def node_classes(pack):
 
 
 def test_tiny_run_writes_the_image_and_the_layout_overlay(tmp_path):
-    result = run_cli("--tiny", "--out", tmp_path)
+    result = run_cli(tmp_path, "--tiny", "--out", tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     image_path, overlay_path = tmp_path / "flux1_dev_tiny.png", tmp_path / "flux1_dev_tiny_layout.png"
     assert f"image: {image_path}" in result.stdout and f"layout overlay: {overlay_path}" in result.stdout
@@ -46,7 +49,7 @@ def test_missing_model_files_say_which_file_goes_in_which_folder(tmp_path):
     graph = tmp_path / "workflow.json"
     graph.write_text(json.dumps(workflow))
 
-    result = run_cli(graph, "--out", tmp_path)
+    result = run_cli(tmp_path, graph, "--out", tmp_path)
     assert result.returncode == 2, result.stdout[-3000:] + result.stderr[-3000:]
     models = os.path.join(str(find_comfyui()), "models")
     assert ("missing-flux1-dev.safetensors not found: put it in "
