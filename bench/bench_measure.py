@@ -111,7 +111,8 @@ def peak_bytes(fn: Callable[[], object], device: torch.device) -> int:
         return peak
     from torch.profiler import ProfilerActivity, profile
     with _quiet_stderr():
-        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        # one cycle per profiler: acc_events only silences its "clears events" warning (torch 2.11)
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True, acc_events=True) as prof:
             out = fn()
             del out
     events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
