@@ -31,10 +31,13 @@ function regionImage(region, colors) {
   const ctx = image.getContext('2d')
   const pixels = ctx.createImageData(raster.width, raster.height)
   const [r, g, b] = colors.rgb
-  raster.data.forEach((on, i) => {
-    if (!on) return
-    pixels.data.set([r, g, b, 255], i * 4)
-  })
+  for (let i = 0, p = 0; i < raster.data.length; i++, p += 4) {
+    if (!raster.data[i]) continue
+    pixels.data[p] = r
+    pixels.data[p + 1] = g
+    pixels.data[p + 2] = b
+    pixels.data[p + 3] = 255
+  }
   ctx.putImageData(pixels, 0, 0)
   byColor.set(colors.css, image)
   return image

@@ -199,7 +199,7 @@ export class LayoutEditor {
     this.backwardButton.disabled = !has || model.selected === 0
     this.undoButton.disabled = !model.canUndo
     this.redoButton.disabled = !model.canRedo
-    const masks = model.boxes.filter((b) => b.region).length
+    const masks = model.regionCount
     this.status.textContent = [
       `${countText(model.boxes.length)}${masks ? ` (${masks} mask${masks === 1 ? '' : 's'})` : ''}`,
       `${model.width}×${model.height}`,
@@ -307,7 +307,7 @@ export class LayoutEditor {
       // those the official code computes for the same file.
       const layout = await this.importLayout(text, this.entryField.value.trim())
       this.model.load(layout)
-      const masks = this.model.boxes.filter((b) => b.region).length
+      const masks = this.model.regionCount
       const shown = masks ? `, ${masks} of them mask regions (shape read-only)` : ''
       this.setMessage(`Imported ${countText(this.model.boxes.length)}${shown} (${layout.width}×${layout.height}).`)
     } catch (err) {

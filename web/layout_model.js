@@ -248,6 +248,11 @@ export class LayoutModel {
     return this.boxes[this.selected] ?? null
   }
 
+  /** How many boxes are mask instances. */
+  get regionCount() {
+    return this.boxes.filter((b) => b.region).length
+  }
+
   // ----- edits -----
 
   /** A box clipped to the image, in whole pixels. */
