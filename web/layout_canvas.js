@@ -126,7 +126,7 @@ export class LayoutCanvas {
     const { model } = this
     const forceDraw = e.shiftKey || this.drawOver()
     const handle = !forceDraw && this.handleUnder(x, y)
-    const index = forceDraw ? -1 : this.pick(x, y, { selected: model.selected, cycle: e.altKey })
+    const index = forceDraw || handle ? -1 : this.pick(x, y, { selected: model.selected, cycle: e.altKey })
     if (handle) {
       this.drag = { mode: 'resize', handle, index: model.selected, start: [x, y], box: [...model.selectedBox.bbox] }
     } else if (index >= 0) {

@@ -23,7 +23,7 @@ export const SHORTCUTS = [
   ['Filled shape, dashed box', 'a mask region (Layout from Masks): selectable, texts editable, shape read-only'],
 ]
 
-const countText = (n) => `${n} box${n === 1 ? '' : 'es'}`
+const count = (n, one, many) => `${n} ${n === 1 ? one : many}`
 
 const TEXT_EDITING_KEYS = new Set(['z', 'y', 'a', 'c', 'v', 'x'])
 
@@ -201,7 +201,7 @@ export class LayoutEditor {
     this.redoButton.disabled = !model.canRedo
     const masks = model.regionCount
     this.status.textContent = [
-      `${countText(model.boxes.length)}${masks ? ` (${masks} mask${masks === 1 ? '' : 's'})` : ''}`,
+      `${count(model.boxes.length, 'box', 'boxes')}${masks ? ` (${count(masks, 'mask', 'masks')})` : ''}`,
       `${model.width}×${model.height}`,
       region ? 'mask region: shape read-only' : '',
     ].filter(Boolean).join(' · ')
@@ -309,7 +309,7 @@ export class LayoutEditor {
       this.model.load(layout)
       const masks = this.model.regionCount
       const shown = masks ? `, ${masks} of them mask regions (shape read-only)` : ''
-      this.setMessage(`Imported ${countText(this.model.boxes.length)}${shown} (${layout.width}×${layout.height}).`)
+      this.setMessage(`Imported ${count(this.model.boxes.length, 'box', 'boxes')}${shown} (${layout.width}×${layout.height}).`)
     } catch (err) {
       this.setMessage(String(err?.message ?? err), true)
       if (err?.field === 'image') this.entryField.focus({ preventScroll: true })

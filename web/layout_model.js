@@ -72,6 +72,7 @@ export class LayoutModel {
     this.pending = null
     this.inChange = false
     this.listeners = new Set()
+    this.json = null
   }
 
   static fromJSON(text) {
@@ -97,8 +98,10 @@ export class LayoutModel {
     return data
   }
 
+  /** The saved form as text; kept until the next change (the frontend reads the widget value often). */
   toJSON() {
-    return JSON.stringify(this.toObject())
+    this.json ??= JSON.stringify(this.toObject())
+    return this.json
   }
 
   /** Replaces the whole document (an import), as one undoable step unless `record` is false. */
@@ -135,7 +138,9 @@ export class LayoutModel {
     return () => this.listeners.delete(fn)
   }
 
+  /** Every change of the document ends here: it drops the saved text, then tells the listeners. */
   emit() {
+    this.json = null
     for (const fn of this.listeners) fn(this)
   }
 

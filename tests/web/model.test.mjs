@@ -34,6 +34,27 @@ describe('canonical JSON', () => {
     assert.deepEqual(model.boxes[1].bbox, [1, 3, 100, 201])
   })
 
+  it('saves text that follows every change: edits, typing, undo, redo and loads', () => {
+    const model = sample()
+    const saved = () => JSON.parse(model.toJSON())
+    const first = model.toJSON()
+    assert.equal(model.toJSON(), first)
+    model.setText(0, 'caption', 'a black dog')
+    assert.equal(saved().boxes[0].caption, 'a black dog')
+    model.beginEdit()
+    model.setBBox(1, [10, 10, 60, 60])
+    assert.deepEqual(saved().boxes[1].bbox, [10, 10, 60, 60])
+    model.endEdit()
+    model.undo()
+    assert.deepEqual(saved().boxes[1].bbox, [200, 100, 400, 300])
+    model.undo()
+    assert.equal(model.toJSON(), first)
+    model.redo()
+    assert.equal(saved().boxes[0].caption, 'a black dog')
+    model.reset(emptyLayoutJSON(640, 480))
+    assert.deepEqual([saved().width, saved().boxes], [640, []])
+  })
+
   it('has an empty default', () => {
     const empty = readCanonical(emptyLayoutJSON())
     assert.deepEqual(empty, { width: 1024, height: 1024, prompt: '', boxes: [], seed: null })
